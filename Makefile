@@ -1,0 +1,48 @@
+# aiprep developer tasks. `make install` is idempotent: it re-installs only when
+# pyproject.toml changed since the last install.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-fast lint schema bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## The main job: list the bank and run one reference solution.
+demo: install
+	$(BIN)/aiprep list
+	$(BIN)/aiprep run training.cnn-image-classifier
+
+## The whole test suite, reference solutions included, spread over the cores.
+test: install
+	$(BIN)/python -m pytest -n auto
+
+## Everything but the real training runs.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+## Style, types, the content linter, and the committed JSON Schema being current.
+lint: install
+	$(BIN)/ruff check src solutions tests
+	$(BIN)/ruff format --check src solutions tests
+	$(BIN)/mypy
+	$(BIN)/aiprep validate
+	$(BIN)/aiprep schema | diff -u schema/question.schema.json - \
+		|| { echo "schema/question.schema.json is stale: run make schema"; exit 1; }
+
+## Regenerate the JSON Schema that YAML editors use.
+schema: install
+	$(BIN)/aiprep schema > schema/question.schema.json
+
+bench: install
+	$(BIN)/python -m aiprep._bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

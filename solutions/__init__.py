@@ -1,0 +1,1 @@
+"""Reference solutions: one runnable module per coding question (questions/<topic>/<slug>.yaml)."""

@@ -1,0 +1,3 @@
+from aiprep.cli import main
+
+main()

@@ -1,0 +1,537 @@
+"""Load and validate the question bank: questions/<topic>/<slug>.yaml + solutions/<topic>/<slug>.py.
+
+Every problem is collected as ``path:line: what is wrong — how to fix it``. A bank that
+validates cleanly is cached as JSON records keyed by the files' sizes and mtimes, so
+``aiprep list`` and ``aiprep show`` read it back without importing pydantic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aiprep.paths import default_bank_root, user_home
+
+try:
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader  # type: ignore[assignment]
+
+Record = dict[str, Any]
+
+_SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
+_CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the bank, located at a file and line."""
+
+    path: Path
+    line: int
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{_display(self.path)}:{self.line}: {self.message} — {self.fix}"
+
+
+class BankError(Exception):
+    """The bank has problems; ``problems`` holds all of them, sorted by file and line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class Bank:
+    """A validated bank: question records (as ``aiprep list --json`` prints them) by id."""
+
+    root: Path
+    questions: dict[str, Record] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def get(self, question_id: str) -> Record | None:
+        return self.questions.get(question_id)
+
+    def closest(self, question_id: str, n: int = 3) -> list[str]:
+        """Ids that look like ``question_id`` (for "did you mean")."""
+        import difflib
+
+        ids = list(self.questions)
+        near = difflib.get_close_matches(question_id, ids, n=n, cutoff=0.5)
+        if not near:
+            near = [i for i in ids if question_id in i][:n]
+        return near
+
+    def select(
+        self,
+        topic: Iterable[str] = (),
+        kind: Iterable[str] = (),
+        difficulty: Iterable[str] = (),
+        tag: Iterable[str] = (),
+    ) -> list[Record]:
+        """Questions matching every given filter (any value within one filter), by id."""
+        topics, kinds, diffs, tags = set(topic), set(kind), set(difficulty), set(tag)
+        return [
+            q
+            for q in self.questions.values()
+            if (not topics or topic_of(q) in topics)
+            and (not kinds or q["kind"] in kinds)
+            and (not diffs or q["difficulty"] in diffs)
+            and (not tags or tags & set(q["tags"]))
+        ]
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({topic_of(q) for q in self.questions.values()})
+
+
+def topic_of(record: Record) -> str:
+    return str(record["id"]).split(".", 1)[0]
+
+
+def load_bank(root: Path | None = None, *, use_cache: bool = True) -> Bank:
+    """Load the bank at ``root`` (default: the shipped one); raise BankError on any problem."""
+    root = (root or default_bank_root()).resolve()
+    if not (root / "questions").is_dir():
+        raise BankError(
+            [
+                Problem(
+                    root,
+                    1,
+                    "no questions/ folder here",
+                    "point --bank at a folder holding questions/",
+                )
+            ]
+        )
+    files = _bank_files(root)
+    key = _cache_key(root, files) if use_cache else ""
+    cache_file = user_home() / "cache" / f"bank-{zlib.crc32(str(root).encode()):08x}.json"
+    if use_cache:
+        cached = _read_cache(cache_file, key)
+        if cached is not None:
+            return Bank(root, cached)
+    records, problems = check_bank(root)
+    if problems:
+        raise BankError(problems)
+    if use_cache:
+        _write_cache(cache_file, key, records)
+    return Bank(root, records)
+
+
+def validate(paths: Iterable[Path] = ()) -> list[Problem]:
+    """All problems of the banks holding ``paths``, limited to problems under ``paths``.
+
+    A path may be a bank root, a folder inside one or a single question/solution file;
+    cross-file rules (see_also, solution links, orphan solutions) use the whole bank.
+    """
+    paths = [Path(p).resolve() for p in paths] or [default_bank_root().resolve()]
+    problems: list[Problem] = []
+    roots: dict[Path, list[Path]] = {}
+    for path in paths:
+        if not path.exists():
+            problems.append(Problem(path, 1, "no such file or folder", "check the path"))
+            continue
+        root = _root_of(path)
+        if root is None:
+            problems.append(
+                Problem(
+                    path, 1, "not inside a bank", "give a path under a folder holding questions/"
+                )
+            )
+            continue
+        roots.setdefault(root, []).append(path)
+    for root, wanted in roots.items():
+        _, found = check_bank(root)
+        problems += [p for p in found if any(_is_within(p.path, w) for w in wanted)]
+    return sorted(set(problems))
+
+
+def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
+    """Validate every file of the bank at ``root``: (records by id, problems)."""
+    from aiprep.schema import Question  # pydantic: only when validating
+
+    root = root.resolve()
+    problems: list[Problem] = []
+    questions: dict[str, tuple[Question, Path, yaml.Node]] = {}
+    qdir = root / "questions"
+    for path in sorted(qdir.rglob("*")):
+        if path.is_dir() or path.suffix not in (".yaml", ".yml"):
+            continue
+        rel = path.relative_to(qdir)
+        if len(rel.parts) != 2 or path.suffix != ".yaml":
+            problems.append(
+                Problem(
+                    path, 1, "misplaced question file", "move it to questions/<topic>/<slug>.yaml"
+                )
+            )
+            continue
+        topic, slug = rel.parts[0], path.stem
+        if not (_SLUG.match(topic) and _SLUG.match(slug)):
+            problems.append(
+                Problem(
+                    path,
+                    1,
+                    f"folder/file name {topic}/{slug} is not a valid id part",
+                    "use lowercase letters, digits and _ (starting with a letter)",
+                )
+            )
+            continue
+        loaded = _load_question(path, Question, problems)
+        if loaded is None:
+            continue
+        question, node = loaded
+        expected = f"{topic}.{slug}"
+        if question.id != expected:
+            problems.append(
+                Problem(
+                    path,
+                    _line_of(node, ("id",)),
+                    f"id {question.id!r} does not match the file's path",
+                    f"set `id: {expected}` (ids are <topic>.<slug> of the path) or move the file",
+                )
+            )
+            continue
+        questions[question.id] = (question, path, node)
+
+    used_solutions: set[str] = set()
+    for qid, (question, path, node) in questions.items():
+        if question.solution is not None:
+            used_solutions.add(question.solution)
+            if _solution_file(root, question.solution) is None:
+                problems.append(
+                    Problem(
+                        path,
+                        _line_of(node, ("solution",)),
+                        f"solution module {question.solution!r} not found",
+                        f"create solutions/{question.solution.replace('.', '/')}.py "
+                        "or fix the name",
+                    )
+                )
+        for i, other in enumerate(question.see_also):
+            if other not in questions:
+                import difflib
+
+                near = difflib.get_close_matches(other, list(questions), n=1)
+                problems.append(
+                    Problem(
+                        path,
+                        _line_of(node, ("see_also", i)),
+                        f"see_also names unknown id {other!r}",
+                        f"did you mean {near[0]!r}?" if near else "remove it or fix the id",
+                    )
+                )
+            elif other == qid:
+                problems.append(
+                    Problem(
+                        path, _line_of(node, ("see_also", i)), "see_also names itself", "remove it"
+                    )
+                )
+
+    for module, path in _solution_modules(root):
+        if module not in used_solutions:
+            problems.append(
+                Problem(
+                    path,
+                    1,
+                    f"no question names solution {module!r}",
+                    f"add `solution: {module}` to its question, or delete the file",
+                )
+            )
+    records = {qid: q.model_dump(mode="json") for qid, (q, _, _) in sorted(questions.items())}
+    return records, problems
+
+
+def _load_question(path: Path, model: Any, problems: list[Problem]) -> tuple[Any, yaml.Node] | None:
+    from pydantic import ValidationError
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        problems.append(
+            Problem(
+                path,
+                raw.count(b"\n", 0, e.start) + 1,
+                f"not UTF-8 (byte 0x{raw[e.start]:02x})",
+                "save the file as UTF-8",
+            )
+        )
+        return None
+    loader = SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            problems.append(
+                Problem(path, 1, "the file is empty", "write a question (see `aiprep schema`)")
+            )
+            return None
+        dup = _duplicate_key(node)
+        if dup is not None:
+            key, line = dup
+            problems.append(Problem(path, line, f"field {key!r} appears twice", "keep one of them"))
+            return None
+        data = loader.construct_document(node)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        problems.append(Problem(path, line, f"invalid YAML: {what}", "fix the YAML syntax here"))
+        return None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        problems.append(
+            Problem(
+                path, 1, "the file is not a mapping of fields", "start with `id: <topic>.<slug>`"
+            )
+        )
+        return None
+    try:
+        return model.model_validate(data), node
+    except ValidationError as e:
+        problems += _explain(path, node, data, model, e.errors())
+        return None
+
+
+def _explain(
+    path: Path, node: yaml.Node, data: Any, model: Any, errors: list[Any]
+) -> Iterator[Problem]:
+    seen: set[tuple[Any, ...]] = set()
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or "-" in p)))
+        if loc and loc[0] == "source":
+            # `source` is `original` or a list: explain only the branch the author meant.
+            from_literal = any(isinstance(p, str) and "literal" in p for p in err["loc"])
+            if isinstance(data.get("source"), list):
+                if from_literal:
+                    continue
+            else:
+                if ("source",) not in seen:
+                    seen.add(("source",))
+                    yield Problem(
+                        path,
+                        _line_of(node, ("source",)),
+                        "`source` must be `original` or a list of {seed, section}",
+                        "write `source: original` or `source: [{seed: <file>.txt, section: ...}]`",
+                    )
+                continue
+        if loc in seen:
+            continue
+        seen.add(loc)
+        name = ".".join(str(p) for p in loc) or "question"
+        kind = err["type"]
+        line = _line_of(node, loc)
+        if kind == "missing":
+            yield Problem(
+                path, line, f"missing field `{name}`", f"add `{loc[-1]}:` (see `aiprep schema`)"
+            )
+        elif kind == "extra_forbidden":
+            import difflib
+
+            allowed = ", ".join(_allowed_fields(model, loc[:-1]))
+            near = difflib.get_close_matches(str(loc[-1]), allowed.split(", "), n=1)
+            fix = f"did you mean `{near[0]}`?" if near else f"remove it; allowed here: {allowed}"
+            yield Problem(path, line, f"unknown field `{name}`", fix)
+        elif kind == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            yield Problem(path, line, f"`{name}` is {err['input']!r}", f"use one of {expected}")
+        elif kind == "value_error":
+            what, _, fix = str(err["msg"]).removeprefix("Value error, ").partition(" — ")
+            if loc and loc[0] not in data and "kind" in data:
+                line = _line_of(node, ("kind",))  # a rule of the kind: point at `kind:`
+            yield Problem(path, line, what, fix or "see `aiprep schema`")
+        elif kind == "string_type" and isinstance(err["input"], bool):
+            yield Problem(
+                path,
+                line,
+                f"`{name}` is read as the boolean {err['input']}",
+                "quote the text: YAML reads yes/no/on/off/true/false as booleans",
+            )
+        elif kind == "string_too_short":
+            yield Problem(path, line, f"`{name}` is empty", "write the text")
+        elif kind == "too_short":
+            yield Problem(path, line, f"`{name}` is empty", "give at least one item")
+        elif kind == "string_pattern_mismatch":
+            yield Problem(
+                path,
+                line,
+                f"`{name}` is {err['input']!r}",
+                _PATTERN_FIX.get(str(loc[0]), "fix its format"),
+            )
+        else:
+            yield Problem(path, line, f"`{name}`: {err['msg']}", "see `aiprep schema`")
+
+
+_PATTERN_FIX = {
+    "id": "write it as <topic>.<slug> in lowercase, e.g. training.cnn_image_classifier",
+    "see_also": "write ids as <topic>.<slug>, e.g. training.cnn_image_classifier",
+    "tags": "use lowercase kebab-case, e.g. image-classification",
+    "source": "name the seed file, e.g. 000_2f9af281971e9fad.txt",
+}
+
+
+def _allowed_fields(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the pydantic model found at ``loc`` inside ``model``."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    current = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = current.model_fields.get(part)
+        if info is None:
+            break
+        stack, found = [info.annotation], None
+        while stack:
+            t = stack.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                found = t
+                break
+            stack.extend(get_args(t))
+        if found is None:
+            break
+        current = found
+    return list(current.model_fields)
+
+
+def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:
+    """1-based line of the YAML element at ``loc`` (the key line for a mapping entry).
+
+    When the element is missing, the line of the deepest part that exists.
+    """
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if key.value == part:
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _duplicate_key(node: yaml.Node) -> tuple[str, int] | None:
+    if isinstance(node, yaml.MappingNode):
+        keys: set[str] = set()
+        for key, value in node.value:
+            if key.value in keys:
+                return str(key.value), key.start_mark.line + 1
+            keys.add(key.value)
+            found = _duplicate_key(value)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _duplicate_key(item)
+            if found:
+                return found
+    return None
+
+
+def solution_path(root: Path, module: str) -> Path:
+    """The file of solution ``module`` (e.g. ``training.cnn``) in the bank at ``root``."""
+    found = _solution_file(root, module)
+    if found is None:
+        raise FileNotFoundError(module)
+    return found
+
+
+def _solution_file(root: Path, module: str) -> Path | None:
+    base = root / "solutions" / Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _solution_modules(root: Path) -> Iterator[tuple[str, Path]]:
+    sdir = root / "solutions"
+    for path in sorted(sdir.rglob("*.py")):
+        rel = path.relative_to(sdir)
+        if path.name == "__init__.py" or any(p.startswith("_") for p in rel.parts):
+            continue
+        yield ".".join(rel.with_suffix("").parts), path
+
+
+def _bank_files(root: Path) -> list[tuple[str, int, int]]:
+    out = []
+    for sub, suffixes in (("questions", (".yaml", ".yml")), ("solutions", (".py",))):
+        for dirpath, _dirs, names in os.walk(root / sub):
+            for name in names:
+                if name.endswith(suffixes):
+                    st = os.stat(os.path.join(dirpath, name))
+                    out.append((os.path.join(dirpath, name), st.st_mtime_ns, st.st_size))
+    return sorted(out)
+
+
+def _cache_key(root: Path, files: list[tuple[str, int, int]]) -> str:
+    """Everything a cached bank depends on: each file's size and mtime, and the loader's code."""
+    here = Path(__file__).parent
+    code = [(p.name, p.stat().st_mtime_ns) for p in (here / "bank.py", here / "schema.py")]
+    return json.dumps([_CACHE_FORMAT, str(root), code, files])
+
+
+def _read_cache(path: Path, key: str) -> dict[str, Record] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    records = data.get("questions")
+    return records if isinstance(records, dict) else None
+
+
+def _write_cache(path: Path, key: str, records: dict[str, Record]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "questions": records}, ensure_ascii=False), "utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs speed
+
+
+def _root_of(path: Path) -> Path | None:
+    for candidate in (path, *path.parents):
+        if (candidate / "questions").is_dir() and (
+            candidate == path
+            or path.is_relative_to(candidate / "questions")
+            or path.is_relative_to(candidate / "solutions")
+        ):
+            return candidate
+    return None
+
+
+def _is_within(path: Path, base: Path) -> bool:
+    return path == base or path.is_relative_to(base)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,174 @@
+"""Terminal rendering with rich: question tables and pages, live training progress, reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from aiprep.bank import Record
+
+if TYPE_CHECKING:
+    from aiprep.report import SolutionReport
+
+LANGS = ("en", "zh")
+
+
+def text(value: dict[str, str], lang: str) -> str:
+    """One language of a bilingual text; ``both`` gives English, then Chinese."""
+    if lang == "both":
+        return f"{value['en']}\n\n{value['zh']}"
+    return value[lang]
+
+
+def question_table(records: Iterable[Record], lang: str) -> Table:
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    table.add_column("id", style="cyan", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("difficulty")
+    table.add_column("title", ratio=1)
+    table.add_column("solution", justify="center")
+    for q in records:
+        title = " / ".join(q["title"][x] for x in LANGS) if lang == "both" else q["title"][lang]
+        table.add_row(
+            q["id"],
+            q["kind"],
+            _DIFFICULTY_STYLE.get(q["difficulty"], q["difficulty"]),
+            title,
+            "✓" if q["solution"] else "",
+        )
+    return table
+
+
+_DIFFICULTY_STYLE = {
+    "easy": "[green]easy[/]",
+    "medium": "[yellow]medium[/]",
+    "hard": "[red]hard[/]",
+}
+
+_HEAD = {
+    "en": {"answer": "Answer", "key_points": "Key points", "choices": "Choices", "hints": "Hints"},
+    "zh": {"answer": "参考答案", "key_points": "要点", "choices": "选项", "hints": "提示"},
+}
+
+
+def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableType:
+    """A question as a page: title, metadata, prompt; with ``answer`` also answer and rubric."""
+    from rich.markdown import Markdown
+
+    langs = LANGS if lang == "both" else (lang,)
+    parts: list[RenderableType] = []
+    meta = f"{q['id']} · {q['kind']} · {q['difficulty']}"
+    if q["tags"]:
+        meta += " · " + ", ".join(q["tags"])
+    if q["solution"]:
+        meta += f" · runnable: aiprep run {q['id']}"
+    for lg in langs:
+        parts.append(Text(q["title"][lg], style="bold underline"))
+    parts.append(Text(meta, style="dim"))
+    for lg in langs:
+        parts += [Text(), Markdown(q["prompt"][lg])]
+        if q["choices"]:
+            parts.append(Text())
+            for letter, choice in zip("ABCDEFGHIJ", q["choices"], strict=False):
+                mark = ("✓ " if choice["correct"] else "✗ ") if answer else ""
+                parts.append(Text(f"  {mark}{letter}. {choice['text'][lg]}"))
+                if answer:
+                    parts.append(Text(f"       {choice['why'][lg]}", style="dim"))
+    if answer:
+        for lg in langs:
+            heads = _HEAD[lg]
+            parts += [Text(), Text(heads["answer"], style="bold green"), Markdown(q["answer"][lg])]
+            parts += [Text(), Text(heads["key_points"], style="bold green")]
+            parts += [Text(f"  ☐ {kp[lg]}") for kp in q["key_points"]]
+    source = q["source"]
+    if source != "original":
+        where = "; ".join(f"{s['seed']} § {s['section']}" for s in source)
+        parts += [Text(), Text(f"source: {where}", style="dim")]
+    if q["see_also"]:
+        parts.append(Text(f"see also: {', '.join(q['see_also'])}", style="dim"))
+    return Group(*parts)
+
+
+def report_tables(report: SolutionReport) -> RenderableType:
+    """The metrics table and the checks table of a solution report."""
+    from aiprep.report import format_value
+
+    metrics = Table(title="metrics", title_justify="left", show_edge=False, header_style="bold")
+    metrics.add_column("metric")
+    metrics.add_column("value", justify="right")
+    metrics.add_column("unit", style="dim")
+    for m in report.metrics:
+        metrics.add_row(m.name, format_value(m.value), m.unit)
+    checks = Table(title="checks", title_justify="left", show_edge=False, header_style="bold")
+    checks.add_column("")
+    checks.add_column("check")
+    checks.add_column("value", justify="right")
+    checks.add_column("threshold")
+    for c in report.checks:
+        mark = "[green]PASS[/]" if c.passed else "[red]FAIL[/]"
+        checks.add_row(mark, c.name, format_value(c.value), c.rule)
+    return Group(metrics, Text(), checks) if report.metrics else checks
+
+
+class LiveProgress:
+    """Turns the runner's progress events into rich progress bars (one per phase)."""
+
+    def __init__(self, console: Console, label: str, *, enabled: bool = True) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TaskID,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[values]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._starting: TaskID | None = self.progress.add_task(
+            f"starting {label}", total=None, values=""
+        )
+
+    def __enter__(self) -> LiveProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done_starting()  # a solution that never reported a phase
+        self.progress.stop()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind, phase = event.get("event"), str(event.get("phase", ""))
+        if kind == "start":
+            self._done_starting()
+            if phase in self._tasks:
+                self.progress.reset(self._tasks[phase], total=event["total"])
+            else:
+                self._tasks[phase] = self.progress.add_task(phase, total=event["total"], values="")
+        elif kind == "advance" and phase in self._tasks:
+            from aiprep.report import format_value
+
+            values = event.get("values") or {}
+            shown = "  ".join(
+                f"{k} {format_value(v)}" for k, v in values.items() if isinstance(v, int | float)
+            )
+            self.progress.update(self._tasks[phase], completed=event["completed"], values=shown)
+
+    def _done_starting(self) -> None:
+        if self._starting is not None:
+            self.progress.remove_task(self._starting)
+            self._starting = None

@@ -1,0 +1,111 @@
+"""The report every solution's ``check(impl)`` returns: measured metrics and named checks.
+
+A check stores the measured value, the comparison and the threshold, and computes
+``passed`` itself, so a solution cannot declare a check passed without measuring it.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A measured number (or short label) worth showing, with its unit."""
+
+    name: str
+    value: float | int | str
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A claim the solution proves: ``value op threshold``."""
+
+    name: str
+    value: float
+    op: str
+    threshold: float
+    passed: bool
+    detail: str = ""
+
+    @property
+    def rule(self) -> str:
+        return f"{self.op} {_fmt(self.threshold)}"
+
+
+@dataclass
+class SolutionReport:
+    """Metrics and checks of one run of a solution's ``check``."""
+
+    solution: str
+    metrics: list[Metric] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    def metric(self, name: str, value: float | int | str, unit: str = "") -> None:
+        """Record a measurement (floats are stored as plain Python floats)."""
+        if not isinstance(value, str | int):
+            value = float(value)
+        self.metrics.append(Metric(name, value, unit))
+
+    def check(self, name: str, value: float, op: str, threshold: float, detail: str = "") -> bool:
+        """Record the check ``value op threshold`` and return whether it holds.
+
+        A NaN value never passes.
+        """
+        if op not in _OPS:
+            raise ValueError(f"unknown comparison {op!r}; use one of {', '.join(_OPS)}")
+        value, threshold = float(value), float(threshold)
+        passed = not math.isnan(value) and _OPS[op](value, threshold)
+        self.checks.append(Check(name, value, op, threshold, passed, detail))
+        return passed
+
+    @property
+    def passed(self) -> bool:
+        """True when there is at least one check and every check holds."""
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "solution": self.solution,
+            "passed": self.passed,
+            "metrics": [asdict(m) for m in self.metrics],
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SolutionReport:
+        return cls(
+            solution=data["solution"],
+            metrics=[Metric(**m) for m in data["metrics"]],
+            checks=[Check(**c) for c in data["checks"]],
+        )
+
+
+def _fmt(x: float) -> str:
+    if x == int(x) and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.4g}"
+
+
+def format_value(x: float | int | str) -> str:
+    """Show a metric or check value compactly (4 significant digits)."""
+    if isinstance(x, str):
+        return x
+    if isinstance(x, int):
+        return str(x)
+    if math.isnan(x) or math.isinf(x):
+        return str(x)
+    return _fmt(x) if x == int(x) else f"{x:.4g}"

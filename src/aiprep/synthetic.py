@@ -1,0 +1,88 @@
+"""Seeded synthetic data shared by every solution: built in memory, nothing downloaded.
+
+Each generator takes a ``seed`` and returns NumPy arrays, so a solution's data is the
+same on every run and every machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train/test split of features ``x`` and integer labels ``y``."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+
+def rng(seed: int) -> np.random.Generator:
+    """The one way solutions make randomness: a NumPy generator from ``seed``."""
+    return np.random.default_rng(seed)
+
+
+def class_templates(
+    num_classes: int, size: int, channels: int, seed: int, waves: int = 3
+) -> np.ndarray:
+    """One smooth pattern per class, shape (num_classes, size, size, channels), values in [0, 1].
+
+    A pattern is a sum of ``waves`` random 2-D sinusoidal gratings, each with its own colour,
+    so classes differ by texture and colour rather than by a single pixel.
+    """
+    g = rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    templates = np.zeros((num_classes, size, size, channels), np.float32)
+    for c in range(num_classes):
+        for _ in range(waves):
+            fy, fx = g.uniform(1.0, 4.0, size=2) * g.choice([-1.0, 1.0], size=2)
+            phase = g.uniform(0, 2 * np.pi)
+            colour = g.uniform(-1.0, 1.0, size=channels).astype(np.float32)
+            wave = np.sin(2 * np.pi * (fy * yy + fx * xx) + phase)  # (size, size)
+            templates[c] += wave[..., None] * colour  # (size, size, channels)
+    templates -= templates.min(axis=(1, 2, 3), keepdims=True)
+    templates /= templates.max(axis=(1, 2, 3), keepdims=True)
+    return templates
+
+
+def class_images(
+    n_train: int,
+    n_test: int,
+    num_classes: int = 10,
+    size: int = 32,
+    channels: int = 3,
+    noise: float = 0.35,
+    max_shift: int = 4,
+    seed: int = 0,
+) -> Split:
+    """Labelled images of ``num_classes`` classes: float32 in [0, 1], (n, size, size, channels).
+
+    Each image is its class template, circularly shifted by up to ``max_shift`` pixels,
+    scaled in contrast, plus Gaussian pixel noise of std ``noise``: a CIFAR-shaped task
+    that a small CNN learns in seconds, and that is learnable only through the pattern.
+    """
+    templates = class_templates(num_classes, size, channels, seed)
+    g = rng(seed + 1)
+    n = n_train + n_test
+    y = g.integers(0, num_classes, size=n)
+    x = templates[y]  # (n, size, size, channels)
+    shifts = g.integers(-max_shift, max_shift + 1, size=(n, 2))
+    for i, (dy, dx) in enumerate(shifts):
+        x[i] = np.roll(x[i], (dy, dx), axis=(0, 1))
+    contrast = g.uniform(0.7, 1.3, size=(n, 1, 1, 1)).astype(np.float32)
+    x = 0.5 + (x - 0.5) * contrast + g.normal(0.0, noise, size=x.shape).astype(np.float32)
+    x = np.clip(x, 0.0, 1.0).astype(np.float32)
+    return Split(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+def shuffled_labels(y: np.ndarray, seed: int) -> np.ndarray:
+    """A random permutation of ``y``: same label counts, no link to the inputs."""
+    return rng(seed).permutation(y)

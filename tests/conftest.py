@@ -1,0 +1,30 @@
+"""Shared fixtures: user state in a temp dir, and paths to the fixture banks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOOD_BANK = FIXTURES / "good"
+RUNNER_BANK = FIXTURES / "runner"
+BAD_FILES = FIXTURES / "bad"
+
+
+@pytest.fixture(autouse=True)
+def user_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point all user state (progress, caches) at a fresh temp dir; never the real home."""
+    home = tmp_path_factory.mktemp("aiprep-home")
+    monkeypatch.setenv("AIPREP_HOME", str(home))
+    monkeypatch.delenv("AIPREP_BANK", raising=False)
+    return home
+
+
+@pytest.fixture
+def good_bank(tmp_path: Path) -> Path:
+    """A writable copy of the good fixture bank."""
+    root = tmp_path / "bank"
+    shutil.copytree(GOOD_BANK, root)
+    return root

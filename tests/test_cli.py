@@ -1,0 +1,161 @@
+"""The CLI through click's test runner, against the fixture banks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from aiprep.cli import cli
+from conftest import BAD_FILES, GOOD_BANK, RUNNER_BANK
+
+
+def invoke(*args: str, bank: Path = GOOD_BANK) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--bank", str(bank), *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_list_table() -> None:
+    code, out = invoke("list")
+    assert code == 0
+    assert "alpha.gradient_clipping" in out and "beta.mean_estimate" in out
+    assert "3 of 3 questions, 1 runnable" in out
+
+
+def test_list_filters_and_lang() -> None:
+    code, out = invoke("list", "--kind", "coding", "--lang", "zh")
+    assert code == 0
+    assert "估计均值" in out and "alpha." not in out
+    _, out = invoke("list", "--topic", "alpha", "--difficulty", "medium")
+    assert "alpha.pick_optimizer" in out and "gradient_clipping" not in out
+    _, out = invoke("list", "--tag", "stability")
+    assert "alpha.gradient_clipping" in out and "pick_optimizer" not in out
+
+
+def test_list_unknown_topic_is_bad_input() -> None:
+    code, out = invoke("list", "--topic", "gamma")
+    assert code == 2
+    assert "unknown topic gamma; topics: alpha, beta" in out
+
+
+def test_list_json_is_full_records() -> None:
+    code, out = invoke("list", "--json")
+    assert code == 0
+    records = json.loads(out)
+    assert [r["id"] for r in records] == [
+        "alpha.gradient_clipping",
+        "alpha.pick_optimizer",
+        "beta.mean_estimate",
+    ]
+    assert records[1]["choices"][1]["why"]["zh"] == "可行，但需要多得多的调参。"
+    assert records[0]["source"][0] == {"seed": "003_d4a26727668e47c3.txt", "section": "面试题 1"}
+
+
+def test_show_prompt_and_answer() -> None:
+    code, out = invoke("show", "alpha.gradient_clipping")
+    assert code == 0
+    assert "When does gradient clipping help" in out
+    assert "bounds the update size" not in out
+    code, out = invoke("show", "alpha.gradient_clipping", "--answer", "--lang", "both")
+    assert code == 0
+    assert "bounds the update size" in out and "梯度爆炸" in out and "Key points" in out
+
+
+def test_show_multiple_choice_marks_answers_only_with_answer() -> None:
+    _, out = invoke("show", "alpha.pick_optimizer")
+    assert "A. AdamW" in out and "✓" not in out
+    _, out = invoke("show", "alpha.pick_optimizer", "--answer")
+    assert "✓ A. AdamW" in out and "✗ B. Plain SGD" in out
+
+
+def test_show_unknown_id_suggests_closest() -> None:
+    code, out = invoke("show", "alpha.gradient_cliping")
+    assert code == 2
+    assert "no question 'alpha.gradient_cliping'; did you mean alpha.gradient_clipping?" in out
+
+
+def test_broken_bank_lists_every_problem(good_bank: Path) -> None:
+    for case in ("wrong_kind", "unknown_field"):
+        shutil.copy(BAD_FILES / f"{case}.yaml", good_bank / "questions" / "alpha" / f"{case}.yaml")
+    code, out = invoke("list", bank=good_bank)
+    assert code == 2
+    assert "wrong_kind.yaml:2:" in out and "unknown_field.yaml:8:" in out
+    assert "Traceback" not in out
+
+
+def test_validate_ok_and_failing(good_bank: Path) -> None:
+    code, out = invoke("validate", str(good_bank))
+    assert code == 0 and "no problems" in out
+    shutil.copy(BAD_FILES / "invalid_yaml.yaml", good_bank / "questions" / "alpha" / "x.yaml")
+    code, out = invoke("validate", str(good_bank))
+    assert code == 2
+    assert "x.yaml:6: invalid YAML" in out
+    code, out = invoke("validate", "--json", str(good_bank))
+    assert code == 2
+    [problem] = json.loads(out)
+    assert problem["line"] == 6 and problem["path"].endswith("x.yaml")
+
+
+def test_schema_is_json() -> None:
+    code, out = invoke("schema")
+    assert code == 0
+    assert json.loads(out)["title"] == "aiprep question"
+
+
+def test_run_passing_solution() -> None:
+    code, out = invoke("run", "beta.mean_estimate")
+    assert code == 0, out
+    assert "PASS" in out and "abs error vs true mean 3.0" in out
+    assert "1/1 checks passed" in out
+
+
+def test_run_json() -> None:
+    code, out = invoke("run", "beta.mean_estimate", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["status"] == "ok" and data["passed"] is True
+    [check] = data["report"]["checks"]
+    assert check["op"] == "<=" and check["threshold"] == 0.1 and check["passed"] is True
+
+
+def test_run_concept_question_is_bad_input() -> None:
+    code, out = invoke("run", "alpha.gradient_clipping")
+    assert code == 2
+    assert "concept question without a runnable solution" in out
+
+
+def test_run_failing_check_exits_1() -> None:
+    code, out = invoke("run", "crash.wrong_answer", bank=RUNNER_BANK)
+    assert code == 1
+    assert "FAIL" in out and "1/2 checks passed" in out
+
+
+def test_run_timeout() -> None:
+    code, out = invoke("run", "crash.hang", "--timeout", "2", bank=RUNNER_BANK)
+    assert code == 1
+    assert "crash.hang: timed out after 2 s (raise --timeout)" in out
+    assert "starting to hang" in out  # the tail of the child's output
+
+
+def test_run_exception_is_one_line_with_location() -> None:
+    code, out = invoke("run", "crash.raises", bank=RUNNER_BANK)
+    assert code == 1
+    first = next(line for line in out.splitlines() if line.startswith("error:"))
+    assert "raises.py:9: ValueError: shapes (3, 4) and (5,) do not match" in first
+
+
+def test_run_hard_exit() -> None:
+    code, out = invoke("run", "crash.exit_hard", bank=RUNNER_BANK)
+    assert code == 1
+    assert "exited with code 3 before reporting" in out
+    assert "about to die" in out
+
+
+def test_run_json_reports_crash() -> None:
+    code, out = invoke("run", "crash.exit_hard", "--json", bank=RUNNER_BANK)
+    assert code == 1
+    data = json.loads(out)
+    assert data["status"] == "crash" and data["report"] is None and data["passed"] is False

@@ -1,0 +1,42 @@
+"""The child-process runner as a library: events, attempts, and failures kept in the child."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiprep.report import SolutionReport
+from aiprep.runner import run_solution
+from conftest import GOOD_BANK, RUNNER_BANK
+
+
+def test_progress_events_reach_the_parent() -> None:
+    events: list[dict[str, Any]] = []
+    result = run_solution(GOOD_BANK, "beta.mean_estimate", on_event=events.append)
+    assert result.passed
+    assert [e["event"] for e in events] == ["start", "advance"]
+    assert events[0] == {"event": "start", "phase": "estimate", "total": 2, "unit": "step"}
+
+
+def test_attempt_is_checked_by_the_solution_checks(tmp_path: Path) -> None:
+    right = tmp_path / "right.py"
+    right.write_text("def add(a, b):\n    return a + b\n")
+    assert run_solution(RUNNER_BANK, "crash.wrong_answer", attempt=right).passed
+    assert not run_solution(RUNNER_BANK, "crash.wrong_answer").passed
+
+
+def test_attempt_import_error_points_at_the_attempt(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("import numpy\n\ndef add(a, b):\n    return a +\n")
+    result = run_solution(RUNNER_BANK, "crash.wrong_answer", attempt=broken)
+    assert result.status == "crash"
+    assert result.message == f"{broken}:4: SyntaxError: invalid syntax"
+
+
+def test_report_checks_compute_their_own_verdict() -> None:
+    report = SolutionReport("x")
+    assert report.check("acc", 0.95, ">=", 0.9)
+    assert not report.check("nan never passes", float("nan"), "<=", 1.0)
+    assert not report.passed
+    assert SolutionReport.from_dict(report.to_dict()) == report
+    assert not SolutionReport("empty").passed  # no checks: nothing was proven
