@@ -1,0 +1,249 @@
+"""Data-parallel training with tf.distribute.MirroredStrategy, proved equal to one device.
+
+The same model, from the same initial weights, is trained with the same global batch
+twice: on one replica and on two replicas (two logical CPU devices standing in for two
+GPUs). A custom training step runs on every replica with ``strategy.run``, scales each
+replica's loss by the GLOBAL batch size (``tf.nn.compute_average_loss``), and lets the
+optimizer sum the gradients across replicas (all-reduce). Summed, those gradients are
+exactly the single-device gradient of the global batch, so both runs end with the same
+weights to 1e-5. Averaging the loss per replica instead (``tf.reduce_mean``) doubles the
+step on two replicas and the weights diverge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from aiprep import progress, synthetic
+from aiprep.report import SolutionReport
+
+SEED = 0
+DEVICES = ["/cpu:0", "/cpu:1"]
+GLOBAL_BATCH_SIZE = 64  # per replica: 64 on one replica, 32 on each of two
+STEPS = 40
+LEARNING_RATE = 0.3
+
+
+# -----------------------------------------------------------------------------
+# The answer: a strategy over given devices, and a custom distributed training loop
+
+
+def make_strategy(devices: list[str]) -> tf.distribute.Strategy:
+    """A MirroredStrategy with one replica per device in ``devices`` (e.g. ["/cpu:0", "/cpu:1"]).
+
+    The devices are named explicitly: ``MirroredStrategy()`` takes every visible GPU, or,
+    without GPUs, every logical CPU device (one replica on an ordinary CPU machine), so
+    the replica count would depend on the machine rather than on the caller.
+    """
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def train(
+    strategy: tf.distribute.Strategy,
+    model_fn: Callable[[], keras.Model],
+    initial_weights: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    global_batch_size: int,
+    steps: int,
+    learning_rate: float,
+) -> tuple[list[np.ndarray], list[float]]:
+    """Train a fresh ``model_fn()`` with plain SGD for ``steps`` steps under ``strategy``.
+
+    ``x``: (N, ...) float32 features, ``y``: (N,) int labels; batches of ``global_batch_size``
+    are taken in order (no shuffling, so runs are comparable), repeating the data as needed,
+    and split evenly across the replicas. The model starts from ``initial_weights``.
+    Returns the final weights (as ``model.get_weights()``) and the loss of every step.
+    """
+    num_replicas = strategy.num_replicas_in_sync
+    assert global_batch_size % num_replicas == 0, "global batch must split evenly"
+
+    # Variables (model and optimizer slots) created inside the scope are mirrored: one copy
+    # per replica, kept identical because every replica applies the same summed gradient.
+    with strategy.scope():
+        model = model_fn()
+        model.set_weights(initial_weights)
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate)
+        # Reduction NONE: we want the per-example losses and scale them ourselves.
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction=keras.losses.Reduction.NONE
+        )
+
+    # The dataset is batched with the GLOBAL batch; the distributed dataset then hands each
+    # replica its slice of every global batch: (global_batch_size / num_replicas, ...).
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .repeat()
+        .batch(global_batch_size, drop_remainder=True)
+    )
+    dist_dataset = strategy.experimental_distribute_dataset(dataset)
+
+    def step_fn(xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
+        # Runs once per replica on its slice: xb (B/R, ...), yb (B/R,).
+        with tf.GradientTape() as tape:
+            logits = model(xb, training=True)  # (B/R, num_classes)
+            per_example = loss_fn(yb, logits)  # (B/R,)
+            # sum(per_example) / GLOBAL batch, not mean over the replica's B/R examples:
+            # the optimizer SUMS gradients over replicas, so sum_r sum_i l_i / B is the
+            # gradient of the global mean. reduce_mean here would make it R times larger.
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+        grads = tape.gradient(loss, model.trainable_variables)
+        # In a replica context, apply_gradients all-reduces (sums) grads across replicas
+        # before the update, so every replica's copy of the weights stays the same.
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    @tf.function
+    def distributed_step(batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        per_replica_loss = strategy.run(step_fn, args=batch)  # one value per replica
+        # Each replica's loss is already divided by the global batch: SUM gives the mean.
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
+
+    phase = f"train on {num_replicas} replica{'s' if num_replicas > 1 else ''}"
+    progress.start(phase, steps)
+    losses = []
+    for step, batch in zip(range(steps), dist_dataset, strict=False):
+        losses.append(float(distributed_step(batch)))
+        progress.advance(phase, step + 1, loss=losses[-1])
+    return model.get_weights(), losses
+
+
+# -----------------------------------------------------------------------------
+# Setup, data, the model to train, and measurement
+
+
+def use_logical_cpus(n: int) -> None:
+    """Split the physical CPU into ``n`` logical devices /cpu:0 ... /cpu:{n-1}.
+
+    Must run before TensorFlow initializes its devices (before any op or model is built),
+    once per process; the CLI runs every solution in a fresh process.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * n
+        )
+    except RuntimeError:  # devices already initialized: fine if they already match
+        pass
+    found = len(tf.config.list_logical_devices("CPU"))
+    if found < n:
+        raise RuntimeError(
+            f"need {n} logical CPU devices, found {found}: TensorFlow initialized its devices "
+            "before use_logical_cpus() ran; run this solution in a fresh process"
+        )
+
+
+def make_data(seed: int = SEED) -> synthetic.Split:
+    """1024 train / 256 test small images (N, 8, 8, 3) float32 in [-0.5, 0.5], labels in [0, 10).
+
+    Zero-centred so that plain SGD on an MLP converges within a few dozen steps.
+    """
+    split = synthetic.class_images(n_train=1024, n_test=256, size=8, max_shift=0, seed=seed)
+    return synthetic.Split(split.x_train - 0.5, split.y_train, split.x_test - 0.5, split.y_test)
+
+
+def build_model(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """An MLP (B, 8, 8, 3) -> logits (B, num_classes). No BatchNorm: its batch statistics
+    are per replica under MirroredStrategy, which would break the 1-vs-2 replica equality."""
+    return keras.Sequential(
+        [
+            keras.layers.Input(input_shape),  # (B, 8, 8, 3)
+            keras.layers.Flatten(),  # (B, 192)
+            keras.layers.Dense(64, activation="relu"),  # (B, 64)
+            keras.layers.Dense(num_classes),  # (B, num_classes)
+        ]
+    )
+
+
+def mean_loss(model: keras.Model, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
+    """Mean cross-entropy of ``model`` with ``weights`` on all of (x, y)."""
+    model.set_weights(weights)
+    logits = model(x, training=False)  # (N, num_classes)
+    loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)  # (N,)
+    return float(tf.reduce_mean(loss))
+
+
+def check(impl: object) -> SolutionReport:
+    """Train with ``impl.train`` on 1 and on 2 replicas from ``impl.make_strategy``; compare."""
+    use_logical_cpus(len(DEVICES))  # first: before anything touches TensorFlow's devices
+    report = SolutionReport(solution="distributed.mirrored_strategy")
+    data = make_data()
+    input_shape, num_classes = data.x_train.shape[1:], data.num_classes
+
+    keras.utils.set_random_seed(SEED)
+    reference = build_model(input_shape, num_classes)  # also the model used for measuring
+    initial_weights = reference.get_weights()
+
+    def model_fn() -> keras.Model:
+        return build_model(input_shape, num_classes)
+
+    runs = {}
+    for devices in (DEVICES[:1], DEVICES):
+        strategy = impl.make_strategy(devices)  # type: ignore[attr-defined]
+        weights, _ = impl.train(  # type: ignore[attr-defined]
+            strategy,
+            model_fn,
+            initial_weights,
+            data.x_train,
+            data.y_train,
+            global_batch_size=GLOBAL_BATCH_SIZE,
+            steps=STEPS,
+            learning_rate=LEARNING_RATE,
+        )
+        runs[len(devices)] = (strategy.num_replicas_in_sync, weights)
+
+    (replicas_1, weights_1), (replicas_2, weights_2) = runs[1], runs[2]
+    max_abs_diff = max(
+        float(np.max(np.abs(a - b))) for a, b in zip(weights_1, weights_2, strict=True)
+    )
+    # Losses measured here on the whole training set, not taken from the candidate's loop.
+    initial_loss = mean_loss(reference, initial_weights, data.x_train, data.y_train)
+    final_loss = mean_loss(reference, weights_2, data.x_train, data.y_train)
+
+    report.metric("replicas (1-device run)", int(replicas_1))
+    report.metric("replicas (mirrored run)", int(replicas_2))
+    report.metric("global batch size", GLOBAL_BATCH_SIZE)
+    report.metric("steps", STEPS)
+    report.metric("initial train loss", initial_loss)
+    report.metric("final train loss (2 replicas)", final_loss)
+    report.metric("max |w_2rep - w_1rep|", max_abs_diff)
+    report.check(
+        "replicas in sync (1-device run)",
+        replicas_1,
+        "==",
+        1,
+        "the baseline really is single-replica",
+    )
+    report.check(
+        "replicas in sync (mirrored run)",
+        replicas_2,
+        "==",
+        len(DEVICES),
+        "one replica per listed device",
+    )
+    report.check(
+        "max |w_2rep - w_1rep| after training",
+        max_abs_diff,
+        "<=",
+        1e-5,
+        "same global batch => same gradients => same weights",
+    )
+    report.check(
+        "final / initial train loss",
+        final_loss / initial_loss,
+        "<=",
+        0.5,
+        "the distributed run actually trains",
+    )
+    return report
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(check(sys.modules[__name__]).to_dict(), indent=2, ensure_ascii=False))
