@@ -149,3 +149,18 @@ def test_json_schema_forbids_unknown_fields() -> None:
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) >= {"id", "kind", "title", "prompt", "answer", "source"}
     json.dumps(schema)  # serializable
+
+
+def test_a_broken_file_does_not_break_see_also_elsewhere(good_bank: Path) -> None:
+    target = good_bank / "questions" / "alpha" / "pick_optimizer.yaml"
+    target.write_text(
+        target.read_text(encoding="utf-8").replace("kind: multiple-choice", "kind: x")
+    )
+    _, problems = check_bank(good_bank)
+    assert [p.path.name for p in problems] == ["pick_optimizer.yaml"]
+
+
+def test_misspelt_field_is_reported_once(good_bank: Path) -> None:
+    shutil.copy(BAD_FILES / "unknown_field.yaml", good_bank / "questions" / "alpha" / "x.yaml")
+    _, problems = check_bank(good_bank)
+    assert [p.message for p in problems if p.path.name == "x.yaml"] == ["unknown field `hint`"]

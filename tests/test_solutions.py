@@ -10,6 +10,9 @@ import pytest
 from aiprep.bank import Bank, BankError, load_bank
 from aiprep.paths import default_bank_root
 from aiprep.runner import run_solution
+from conftest import FIXTURES
+
+WRONG_ANSWER_DIR = FIXTURES / "wrong_answers"
 
 
 def _shipped() -> Bank | None:
@@ -42,3 +45,29 @@ def test_reference_solution_passes_its_checks(question_id: str) -> None:
     assert result.report is not None
     failed = [f"{c.name}: {c.value} not {c.rule}" for c in result.report.checks if not c.passed]
     assert not failed, failed
+
+
+# A typical wrong answer per solution, and the check that must catch it.
+WRONG_ANSWERS = {
+    "training.cnn_image_classifier": "test accuracy",
+    "compression.int8_quantization": "int8 input and output tensors",
+    "distributed.mirrored_strategy": "max |w_2rep - w_1rep| after training",
+}
+
+
+def test_every_solution_has_a_wrong_answer_fixture() -> None:
+    assert BANK is not None
+    solutions = {rec["solution"] for rec in BANK.questions.values() if rec["solution"]}
+    assert solutions == set(WRONG_ANSWERS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", sorted(WRONG_ANSWERS), ids=str)
+def test_a_wrong_answer_fails_the_checks(module: str) -> None:
+    assert BANK is not None
+    attempt = WRONG_ANSWER_DIR / f"{module.replace('.', '__')}.py"
+    result = run_solution(BANK.root, module, attempt=attempt, timeout=600)
+    assert result.status == "ok", f"{result.message}\n{result.output_tail}"
+    assert result.report is not None
+    failed = {c.name for c in result.report.checks if not c.passed}
+    assert WRONG_ANSWERS[module] in failed, result.report.checks

@@ -167,6 +167,9 @@ def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
     problems: list[Problem] = []
     questions: dict[str, tuple[Question, Path, yaml.Node]] = {}
     qdir = root / "questions"
+    # Ids of every question file, valid or not: a see_also naming a file that has its own
+    # problems is not a second problem.
+    file_ids = {f"{p.parent.name}.{p.stem}" for p in qdir.glob("*/*.yaml")}
     for path in sorted(qdir.rglob("*")):
         if path.is_dir() or path.suffix not in (".yaml", ".yml"):
             continue
@@ -221,10 +224,10 @@ def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
                     )
                 )
         for i, other in enumerate(question.see_also):
-            if other not in questions:
+            if other not in file_ids:
                 import difflib
 
-                near = difflib.get_close_matches(other, list(questions), n=1)
+                near = difflib.get_close_matches(other, sorted(file_ids), n=1)
                 problems.append(
                     Problem(
                         path,
@@ -309,7 +312,12 @@ def _load_question(path: Path, model: Any, problems: list[Problem]) -> tuple[Any
 def _explain(
     path: Path, node: yaml.Node, data: Any, model: Any, errors: list[Any]
 ) -> Iterator[Problem]:
+    import difflib
+
     seen: set[tuple[Any, ...]] = set()
+    # A misspelt field shows up twice, as unknown (`hint`) and as missing (`hints`):
+    # report it once, as the unknown one with its "did you mean".
+    unknown = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
     for err in errors:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or "-" in p)))
         if loc and loc[0] == "source":
@@ -335,12 +343,15 @@ def _explain(
         kind = err["type"]
         line = _line_of(node, loc)
         if kind == "missing":
+            if any(
+                u[:-1] == loc[:-1] and difflib.get_close_matches(str(loc[-1]), [str(u[-1])])
+                for u in unknown
+            ):
+                continue
             yield Problem(
                 path, line, f"missing field `{name}`", f"add `{loc[-1]}:` (see `aiprep schema`)"
             )
         elif kind == "extra_forbidden":
-            import difflib
-
             allowed = ", ".join(_allowed_fields(model, loc[:-1]))
             near = difflib.get_close_matches(str(loc[-1]), allowed.split(", "), n=1)
             fix = f"did you mean `{near[0]}`?" if near else f"remove it; allowed here: {allowed}"
