@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 ## The main job: list the bank and run one reference solution.
 demo: install
 	$(BIN)/aiprep list
-	$(BIN)/aiprep run training.cnn-image-classifier
+	$(BIN)/aiprep run training.cnn_image_classifier
 
 ## The whole test suite, reference solutions included, spread over the cores.
 test: install

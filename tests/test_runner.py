@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +44,26 @@ def test_report_checks_compute_their_own_verdict() -> None:
     assert not report.passed
     assert SolutionReport.from_dict(report.to_dict()) == report
     assert not SolutionReport("empty").passed  # no checks: nothing was proven
+
+
+def test_ctrl_c_stops_the_child_too() -> None:
+    aiprep = Path(sys.executable).with_name("aiprep")
+    proc = subprocess.Popen(
+        [str(aiprep), "--bank", str(RUNNER_BANK), "run", "crash.hang"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    child = None
+    for _ in range(100):  # wait for the child solution process to start
+        found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+        if found.stdout.split():
+            child = int(found.stdout.split()[0])
+            break
+        time.sleep(0.05)
+    assert child is not None
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    time.sleep(0.2)
+    assert not Path(f"/proc/{child}").exists()

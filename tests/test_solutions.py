@@ -5,6 +5,8 @@ The reference runs train TensorFlow models, so they are marked slow.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from aiprep.bank import Bank, BankError, load_bank
@@ -71,3 +73,10 @@ def test_a_wrong_answer_fails_the_checks(module: str) -> None:
     assert result.report is not None
     failed = {c.name for c in result.report.checks if not c.passed}
     assert WRONG_ANSWERS[module] in failed, result.report.checks
+
+
+def test_make_demo_runs_a_question_that_exists() -> None:
+    makefile = (default_bank_root() / "Makefile").read_text(encoding="utf-8")
+    ids = re.findall(r"aiprep run ([\w.]+)", makefile)
+    assert ids and BANK is not None
+    assert all(i in BANK.questions for i in ids), ids

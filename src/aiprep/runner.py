@@ -27,7 +27,6 @@ Status = Literal["ok", "timeout", "crash"]
 
 _QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",  # C++ logging: errors only
-    "TF_ENABLE_ONEDNN_OPTS": "0",  # no oneDNN banner; results bit-stable across runs
     "PYTHONWARNINGS": "ignore",
     "GRPC_VERBOSITY": "ERROR",
     "ABSL_MIN_LOG_LEVEL": "3",
