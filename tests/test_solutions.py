@@ -5,7 +5,9 @@ The reference runs train TensorFlow models, so they are marked slow.
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +82,26 @@ def test_make_demo_runs_a_question_that_exists() -> None:
     ids = re.findall(r"aiprep run ([\w.]+)", makefile)
     assert ids and BANK is not None
     assert all(i in BANK.questions for i in ids), ids
+
+
+@pytest.mark.parametrize("question_id", RUNNABLE, ids=str)
+def test_solution_declares_its_answer_functions(question_id: str) -> None:
+    """ANSWER names the functions a candidate writes, and check() calls only those on impl."""
+    assert BANK is not None
+    module = BANK.questions[question_id]["solution"]
+    source = (BANK.root / "solutions" / Path(*module.split("."))).with_suffix(".py")
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    answer = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ANSWER"
+    )
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert answer and set(answer) <= functions
+    assert {"make_data", "check"} <= functions
+    used = {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "impl"
+    }
+    assert used == set(answer)

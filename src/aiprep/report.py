@@ -109,3 +109,17 @@ def format_value(x: float | int | str) -> str:
     if math.isnan(x) or math.isinf(x):
         return str(x)
     return _fmt(x) if x == int(x) else f"{x:.4g}"
+
+
+def print_check_of(module_name: str) -> None:
+    """``python -m solutions.<topic>.<slug>``: run the module's ``check`` on itself, print JSON.
+
+    Each solution ends with ``if __name__ == "__main__": print_check_of(__name__)``;
+    ``aiprep run`` is the richer way to run one (child process, progress, tables).
+    """
+    import json
+    import sys
+
+    module = sys.modules[module_name]
+    report = module.check(module)
+    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
