@@ -1,33 +1,10 @@
-"""Seeded synthetic data shared by every solution: built in memory, nothing downloaded.
-
-Each generator takes a ``seed`` and returns NumPy arrays, so a solution's data is the
-same on every run and every machine.
-"""
+"""Labelled images: class textures, shifted and noisy (CIFAR-shaped tasks)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Split:
-    """A train/test split of features ``x`` and integer labels ``y``."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-    @property
-    def num_classes(self) -> int:
-        return int(max(self.y_train.max(), self.y_test.max())) + 1
-
-
-def rng(seed: int) -> np.random.Generator:
-    """The one way solutions make randomness: a NumPy generator from ``seed``."""
-    return np.random.default_rng(seed)
+from aiprep.synthetic import Split, rng
 
 
 def class_templates(
@@ -81,8 +58,3 @@ def class_images(
     x = 0.5 + (x - 0.5) * contrast + g.normal(0.0, noise, size=x.shape).astype(np.float32)
     x = np.clip(x, 0.0, 1.0).astype(np.float32)
     return Split(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
-
-
-def shuffled_labels(y: np.ndarray, seed: int) -> np.ndarray:
-    """A random permutation of ``y``: same label counts, no link to the inputs."""
-    return rng(seed).permutation(y)

@@ -1,0 +1,42 @@
+"""Seeded synthetic data shared by every solution: built in memory, nothing downloaded.
+
+Each generator takes a ``seed`` and returns NumPy arrays, so a solution's data is the
+same on every run and every machine. Generators live in submodules by kind of data
+(``images``, ...) and are re-exported here: ``from aiprep import synthetic`` then
+``synthetic.class_images(...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train/test split of features ``x`` and integer labels ``y``."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+
+def rng(seed: int) -> np.random.Generator:
+    """The one way solutions make randomness: a NumPy generator from ``seed``."""
+    return np.random.default_rng(seed)
+
+
+def shuffled_labels(y: np.ndarray, seed: int) -> np.ndarray:
+    """A random permutation of ``y``: same label counts, no link to the inputs."""
+    return rng(seed).permutation(y)
+
+
+from aiprep.synthetic.images import class_images, class_templates  # noqa: E402
+
+__all__ = ["Split", "class_images", "class_templates", "rng", "shuffled_labels"]
