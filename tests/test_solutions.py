@@ -51,12 +51,20 @@ def test_reference_solution_passes_its_checks(question_id: str) -> None:
     assert not failed, failed
 
 
-# A typical wrong answer per solution, and the check that must catch it.
+# Each solution has a typical wrong answer in tests/fixtures/wrong_answers/<topic>__<slug>.py,
+# which names the check that must catch it: CAUGHT_BY = "<check name>".
 WRONG_ANSWERS = {
-    "training.cnn_image_classifier": "test accuracy",
-    "compression.int8_quantization": "int8 input and output tensors",
-    "distributed.mirrored_strategy": "max |w_2rep - w_1rep| after training",
+    path.stem.replace("__", "."): path for path in sorted(WRONG_ANSWER_DIR.glob("*.py"))
 }
+
+
+def _caught_by(path: Path) -> str:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "CAUGHT_BY"
+    )
 
 
 def test_every_solution_has_a_wrong_answer_fixture() -> None:
@@ -69,12 +77,12 @@ def test_every_solution_has_a_wrong_answer_fixture() -> None:
 @pytest.mark.parametrize("module", sorted(WRONG_ANSWERS), ids=str)
 def test_a_wrong_answer_fails_the_checks(module: str) -> None:
     assert BANK is not None
-    attempt = WRONG_ANSWER_DIR / f"{module.replace('.', '__')}.py"
+    attempt = WRONG_ANSWERS[module]
     result = run_solution(BANK.root, module, attempt=attempt, timeout=600)
     assert result.status == "ok", f"{result.message}\n{result.output_tail}"
     assert result.report is not None
     failed = {c.name for c in result.report.checks if not c.passed}
-    assert WRONG_ANSWERS[module] in failed, result.report.checks
+    assert _caught_by(attempt) in failed, result.report.checks
 
 
 def test_make_demo_runs_a_question_that_exists() -> None:
