@@ -94,7 +94,7 @@ def test_make_demo_runs_a_question_that_exists() -> None:
 
 @pytest.mark.parametrize("question_id", RUNNABLE, ids=str)
 def test_solution_declares_its_answer_functions(question_id: str) -> None:
-    """ANSWER names the functions a candidate writes, and check() calls only those on impl."""
+    """ANSWER names what a candidate writes, and check() calls only those names on impl."""
     assert BANK is not None
     module = BANK.questions[question_id]["solution"]
     source = (BANK.root / "solutions" / Path(*module.split("."))).with_suffix(".py")
@@ -104,9 +104,9 @@ def test_solution_declares_its_answer_functions(question_id: str) -> None:
         for node in tree.body
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ANSWER"
     )
-    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert answer and set(answer) <= functions
-    assert {"make_data", "check"} <= functions
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    assert answer and set(answer) <= defined  # functions or classes a candidate writes
+    assert {"make_data", "check"} <= defined
     used = {
         n.attr
         for n in ast.walk(tree)

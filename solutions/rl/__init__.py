@@ -1,0 +1,1 @@
+"""Reference solutions for reinforcement-learning questions."""
