@@ -1,0 +1,1 @@
+"""Generative models: GANs and the measurements that show what they learned."""

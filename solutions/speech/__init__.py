@@ -1,0 +1,1 @@
+"""Speech: sequence models trained on unaligned transcripts."""
