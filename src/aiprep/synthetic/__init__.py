@@ -2,8 +2,8 @@
 
 Each generator takes a ``seed`` and returns NumPy arrays, so a solution's data is the
 same on every run and every machine. Generators live in submodules by kind of data
-(``images``, ...) and are re-exported here: ``from aiprep import synthetic`` then
-``synthetic.class_images(...)``.
+(``images``, ``digits``, ``sequences``, ``points``, ...) and are re-exported here:
+``from aiprep import synthetic`` then ``synthetic.class_images(...)``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,23 @@ def shuffled_labels(y: np.ndarray, seed: int) -> np.ndarray:
     return rng(seed).permutation(y)
 
 
+# Re-exports of each submodule's generators (they import Split and rng from above).
+from aiprep.synthetic.digits import digit_images  # noqa: E402
 from aiprep.synthetic.images import class_images, class_templates  # noqa: E402
+from aiprep.synthetic.points import nearest_mode, ring_centers, ring_of_gaussians  # noqa: E402
+from aiprep.synthetic.sequences import Utterances, UtteranceSplit, utterance_split  # noqa: E402
 
-__all__ = ["Split", "class_images", "class_templates", "rng", "shuffled_labels"]
+__all__ = [
+    "Split",
+    "UtteranceSplit",
+    "Utterances",
+    "class_images",
+    "class_templates",
+    "digit_images",
+    "nearest_mode",
+    "ring_centers",
+    "ring_of_gaussians",
+    "rng",
+    "shuffled_labels",
+    "utterance_split",
+]
