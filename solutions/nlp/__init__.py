@@ -1,0 +1,1 @@
+"""Reference solutions for natural-language-processing questions."""
