@@ -2,7 +2,7 @@
 
 Each generator takes a ``seed`` and returns NumPy arrays, so a solution's data is the
 same on every run and every machine. Generators live in submodules by kind of data
-(``images``, ``digits``, ``sequences``, ``points``, ...) and are re-exported here:
+(``images``, ``digits``, ``sequences``, ``points``, ``text``) and are re-exported here:
 ``from aiprep import synthetic`` then ``synthetic.class_images(...)``.
 """
 
@@ -42,18 +42,30 @@ from aiprep.synthetic.digits import digit_images  # noqa: E402
 from aiprep.synthetic.images import class_images, class_templates  # noqa: E402
 from aiprep.synthetic.points import nearest_mode, ring_centers, ring_of_gaussians  # noqa: E402
 from aiprep.synthetic.sequences import Utterances, UtteranceSplit, utterance_split  # noqa: E402
+from aiprep.synthetic.text import (  # noqa: E402
+    SPECIAL_TOKENS,
+    encode_words,
+    negation_sentences,
+    topic_sentences,
+    word_vocab,
+)
 
 __all__ = [
+    "SPECIAL_TOKENS",
     "Split",
     "UtteranceSplit",
     "Utterances",
     "class_images",
     "class_templates",
     "digit_images",
+    "encode_words",
     "nearest_mode",
+    "negation_sentences",
     "ring_centers",
     "ring_of_gaussians",
     "rng",
     "shuffled_labels",
+    "topic_sentences",
     "utterance_split",
+    "word_vocab",
 ]
