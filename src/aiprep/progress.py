@@ -42,6 +42,11 @@ def advance(phase: str, completed: int, **values: float) -> None:
     emit("advance", phase=phase, completed=int(completed), values=values)
 
 
+def finish(phase: str) -> None:
+    """Mark ``phase`` done, also when it stopped before its total (e.g. early stopping)."""
+    emit("finish", phase=phase)
+
+
 def keras_callback(phase: str) -> Any:
     """A ``tf_keras`` callback that reports steps and loss of ``fit`` as phase ``phase``.
 
@@ -65,13 +70,14 @@ def keras_callback(phase: str) -> Any:
             if now - self._last < 0.1:
                 return
             self._last = now
-            values = {k: float(v) for k, v in (logs or {}).items()}
-            values["epoch"] = self._epoch + 1
+            values = {"epoch": self._epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
             advance(phase, self._epoch * self._steps + batch + 1, **values)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            values = {k: float(v) for k, v in (logs or {}).items()}
-            values["epoch"] = epoch + 1
+            values = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
             advance(phase, (epoch + 1) * self._steps, **values)
+
+        def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+            finish(phase)
 
     return _ProgressCallback()

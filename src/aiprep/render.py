@@ -114,6 +114,9 @@ def report_tables(report: SolutionReport) -> RenderableType:
     return Group(metrics, Text(), checks) if report.metrics else checks
 
 
+_SHOWN_VALUES = 3
+
+
 class LiveProgress:
     """Turns the runner's progress events into rich progress bars (one per phase)."""
 
@@ -129,7 +132,7 @@ class LiveProgress:
         )
 
         self.progress = Progress(
-            SpinnerColumn(),
+            SpinnerColumn(finished_text="[green]✓[/]"),
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -163,10 +166,14 @@ class LiveProgress:
             from aiprep.report import format_value
 
             values = event.get("values") or {}
-            shown = "  ".join(
-                f"{k} {format_value(v)}" for k, v in values.items() if isinstance(v, int | float)
-            )
+            numbers = [(k, v) for k, v in values.items() if isinstance(v, int | float)]
+            # The first few values (loss, a metric, the epoch) fit on one line with the bar.
+            shown = "  ".join(f"{k} {format_value(v)}" for k, v in numbers[:_SHOWN_VALUES])
             self.progress.update(self._tasks[phase], completed=event["completed"], values=shown)
+        elif kind == "finish" and phase in self._tasks:
+            task = self._tasks[phase]
+            done = self.progress.tasks[self.progress.task_ids.index(task)].completed
+            self.progress.update(task, total=max(done, 1), completed=max(done, 1))
 
     def _done_starting(self) -> None:
         if self._starting is not None:

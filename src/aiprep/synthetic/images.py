@@ -58,3 +58,16 @@ def class_images(
     x = 0.5 + (x - 0.5) * contrast + g.normal(0.0, noise, size=x.shape).astype(np.float32)
     x = np.clip(x, 0.0, 1.0).astype(np.float32)
     return Split(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+def noisy_labels(y: np.ndarray, num_classes: int, fraction: float, seed: int) -> np.ndarray:
+    """A copy of int labels ``y`` (N,) in which exactly ``round(fraction * N)`` are wrong.
+
+    The chosen labels are replaced by a uniformly random *other* class, so ``fraction`` is
+    the true error rate of the labels (annotation noise that a model can only memorise).
+    """
+    g = rng(seed)
+    y = np.array(y, copy=True)
+    flip = g.choice(len(y), size=round(fraction * len(y)), replace=False)  # (n_wrong,)
+    y[flip] = (y[flip] + g.integers(1, num_classes, size=len(flip))) % num_classes
+    return y

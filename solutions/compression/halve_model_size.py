@@ -1,0 +1,340 @@
+"""Halve a model's size (and more): pruning, post-training quantization, distillation.
+
+A trained MLP is compressed in two steps whose contributions are measured one by one:
+magnitude pruning to 75% sparsity while fine-tuning (tensorflow-model-optimization), then
+post-training dynamic-range quantization with the TFLite converter (int8 weights). Size is
+the gzipped TFLite flatbuffer, the bytes a download or an app bundle costs: zeros left by
+pruning compress, int8 weights are a quarter of float32. The pruned, quantized model is
+>= 2x smaller (about 9x) and within one point of the original's accuracy. Third, a
+student with 12x fewer parameters, given 300 training images, learns from the teacher's
+temperature-softened outputs on them and clearly beats the same student trained on the
+labels of the same images: soft targets carry more than the arg-max.
+"""
+
+from __future__ import annotations
+
+import gzip
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+# tfmot 0.8 chooses its Keras on import: it sets TF_USE_LEGACY_KERAS=1 itself and uses
+# tf_keras, so nothing needs setting here. Side effect: from then on `tf.keras` (if not
+# touched before) also means tf_keras in this process. Keras 3 models (`import keras`)
+# are rejected by prune_low_magnitude ("can only prune ... keras.models.Sequential").
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+from aiprep import progress, synthetic
+from aiprep.report import SolutionReport, print_check_of
+
+SEED = 0
+TARGET_SPARSITY = 0.75
+PRUNE_EPOCHS = 3
+TEMPERATURE = 2.0
+ALPHA = 0.1  # weight of the hard-label loss; 1 - ALPHA on the teacher's soft targets
+TEACHER_EPOCHS = 15
+STUDENT_IMAGES, STUDENT_EPOCHS = 300, 30  # the student's (smaller) labelled budget
+BATCH_SIZE = 64
+
+
+# The functions a candidate writes; check(impl) calls only these on impl.
+ANSWER = ("prune", "quantize", "distill")
+
+# -----------------------------------------------------------------------------
+# The answer: prune, quantize, distill
+
+
+def prune(model: keras.Model, x: np.ndarray, y: np.ndarray, target_sparsity: float) -> keras.Model:
+    """A copy of ``model`` whose Dense kernels are ``target_sparsity`` zeros, fine-tuned.
+
+    ``x`` (N, ...) float32 and ``y`` (N,) int labels are the training data used to recover
+    accuracy while weights are removed. ``model`` is left unchanged. Returns a plain Keras
+    model (pruning wrappers stripped), same architecture, same outputs (logits).
+    """
+    # prune_low_magnitude wraps the layers of the model it is given, weights shared: pruning
+    # `model` itself would zero the caller's weights too. Work on a copy.
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())  # clone_model copies the architecture only
+
+    steps = int(np.ceil(len(x) / BATCH_SIZE)) * PRUNE_EPOCHS
+    # Sparsity ramps 0 -> target over the first 3/4 of fine-tuning, in ~10 steps; at each
+    # step the smallest-magnitude weights of each kernel are masked. Removing weights
+    # gradually lets the rest compensate; the last epoch recovers at full sparsity.
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0,
+        final_sparsity=target_sparsity,
+        begin_step=0,
+        end_step=int(steps * 0.75),
+        frequency=max(1, steps // 10),
+    )
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(copy, pruning_schedule=schedule)
+    pruned.compile(
+        optimizer=keras.optimizers.Adam(3e-4),  # smaller than training's: fine-tuning
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    pruned.fit(
+        x,
+        y,
+        batch_size=BATCH_SIZE,
+        epochs=PRUNE_EPOCHS,
+        verbose=0,
+        # UpdatePruningStep advances the schedule; fit() refuses to run without it.
+        callbacks=[
+            tfmot.sparsity.keras.UpdatePruningStep(),
+            progress.keras_callback("prune while fine-tuning"),
+        ],
+    )
+    # Remove the wrappers (masks, step counters): the zeros stay in the plain kernels.
+    return tfmot.sparsity.keras.strip_pruning(pruned)
+
+
+def quantize(model: keras.Model) -> bytes:
+    """``model`` as a TFLite flatbuffer with dynamic-range quantization.
+
+    Weights are stored as int8 (per-channel scales), activations stay float and are
+    quantized on the fly inside the kernels: no calibration data needed. Input and output
+    stay float32, so it is a drop-in replacement.
+    """
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # without it: a float32 TFLite file
+    return bytes(converter.convert())
+
+
+def distill(
+    teacher: keras.Model,
+    student: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    temperature: float = TEMPERATURE,
+    alpha: float = ALPHA,
+    epochs: int = STUDENT_EPOCHS,
+) -> keras.Model:
+    """Train ``student`` in place to imitate ``teacher``; both map ``x`` to logits (B, K).
+
+    Loss per batch: ``alpha * CE(y, student) + (1 - alpha) * T^2 * KL(p_T || q_T)`` with
+    ``p_T = softmax(teacher / T)``, ``q_T = softmax(student / T)``. Returns ``student``.
+    """
+    # The teacher is fixed: compute its logits once, (N, K), not at every step.
+    teacher_logits = teacher.predict(x, batch_size=512, verbose=0)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y, teacher_logits))
+    dataset = dataset.shuffle(len(x), seed=SEED).batch(BATCH_SIZE)
+    optimizer = keras.optimizers.Adam(1e-3)
+    kl = keras.losses.KLDivergence()
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(xb: tf.Tensor, yb: tf.Tensor, tb: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            logits = student(xb, training=True)  # (B, K)
+            # A temperature T > 1 flattens both distributions so the small probabilities
+            # ("a 3 looks a bit like an 8") carry gradient; that is the teacher's extra
+            # knowledge beyond the arg-max. Soft gradients scale as 1/T^2: multiply back.
+            soft = kl(tf.nn.softmax(tb / temperature), tf.nn.softmax(logits / temperature))
+            loss = alpha * ce(yb, logits) + (1.0 - alpha) * temperature**2 * soft
+        grads = tape.gradient(loss, student.trainable_variables)
+        optimizer.apply_gradients(zip(grads, student.trainable_variables, strict=True))
+        return loss
+
+    steps_per_epoch = int(dataset.cardinality())
+    progress.start("distill student", epochs * steps_per_epoch)
+    for epoch in range(epochs):
+        for xb, yb, tb in dataset:
+            loss = step(xb, yb, tb)
+        progress.advance("distill student", (epoch + 1) * steps_per_epoch, loss=float(loss))
+    return student
+
+
+# -----------------------------------------------------------------------------
+# Data, the models to compress, and measurement
+
+
+def make_data(seed: int = SEED) -> synthetic.Split:
+    """1000 train / 3000 test images (N, 12, 12, 3) float32 in [0, 1], labels in [0, 10).
+
+    Heavy pixel noise (std 0.9) makes the task hard enough that model quality shows.
+    """
+    return synthetic.class_images(
+        n_train=1000, n_test=3000, num_classes=10, size=12, noise=0.9, max_shift=0, seed=seed
+    )
+
+
+def mlp(
+    input_shape: tuple[int, ...], num_classes: int, hidden: list[int], dropout: float
+) -> keras.Model:
+    """Images (B, 12, 12, 3) -> logits (B, num_classes) through Dense(h) + ReLU layers."""
+    layers: list[keras.layers.Layer] = [keras.layers.Input(input_shape), keras.layers.Flatten()]
+    for width in hidden:
+        layers.append(keras.layers.Dense(width, activation="relu"))
+        if dropout > 0:
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(num_classes))
+    return keras.Sequential(layers)
+
+
+def build_teacher(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """The model to compress: 432 -> 256 -> 256 -> 10, ~179k weights (700 KB in float32)."""
+    return mlp(input_shape, num_classes, [256, 256], dropout=0.5)
+
+
+def build_student(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """The distillation student: 432 -> 32 -> 10, ~14k weights (12x fewer)."""
+    return mlp(input_shape, num_classes, [32], dropout=0.0)
+
+
+def fit_on_labels(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, phase: str
+) -> None:
+    """Ordinary supervised training on hard labels (the teacher, and the scratch student)."""
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[progress.keras_callback(phase)],
+    )
+
+
+def float_tflite(model: keras.Model) -> bytes:
+    """``model`` as a plain float32 TFLite flatbuffer (no optimization)."""
+    return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+
+def gzipped_size(model_bytes: bytes) -> int:
+    """Bytes of ``model_bytes`` after gzip -9: what storing or downloading it costs."""
+    return len(gzip.compress(model_bytes, compresslevel=9))
+
+
+def tflite_accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of a float-I/O TFLite model on (x, y), run as one batch by the interpreter."""
+    with warnings.catch_warnings():
+        # TF warns that tf.lite.Interpreter moves to the ai_edge_litert package (same API).
+        warnings.filterwarnings("ignore", ".*tf.lite.Interpreter is deprecated", UserWarning)
+        interpreter = tf.lite.Interpreter(model_content=model_bytes, num_threads=1)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(inp["index"], list(x.shape))  # (1, ...) -> (N, ...)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], x.astype(np.float32))
+    interpreter.invoke()
+    logits = interpreter.get_tensor(out["index"])  # (N, num_classes)
+    return float((logits.argmax(axis=-1) == y).mean())
+
+
+def keras_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of ``x`` whose arg-max logit equals ``y`` (Keras model, inference mode)."""
+    return float((model(x, training=False).numpy().argmax(axis=-1) == y).mean())
+
+
+def kernel_sparsity(model: keras.Model) -> float:
+    """Fraction of exact zeros among the kernels of ``model`` (biases excluded)."""
+    kernels = [w.numpy() for w in model.weights if w.name.endswith("kernel:0")]
+    return sum(int((k == 0).sum()) for k in kernels) / max(1, sum(k.size for k in kernels))
+
+
+def check(impl: object) -> SolutionReport:
+    """Prune and quantize a trained teacher with ``impl``; distill a student; measure each."""
+    report = SolutionReport(solution="compression.halve_model_size")
+    data = make_data()
+    shape, k = data.x_train.shape[1:], data.num_classes
+
+    keras.utils.set_random_seed(SEED)
+    teacher = build_teacher(shape, k)
+    fit_on_labels(teacher, data.x_train, data.y_train, TEACHER_EPOCHS, "train teacher")
+    original = float_tflite(teacher)  # measured before anything can touch the teacher
+
+    # 1. Pruning, 2. quantization of the pruned model: the deliverable.
+    keras.utils.set_random_seed(SEED)
+    pruned = impl.prune(teacher, data.x_train, data.y_train, TARGET_SPARSITY)  # type: ignore[attr-defined]
+    progress.start("convert to TFLite", 2)
+    pruned_float = float_tflite(pruned)
+    progress.advance("convert to TFLite", 1)
+    final = bytes(impl.quantize(pruned))  # type: ignore[attr-defined]
+    progress.advance("convert to TFLite", 2)
+
+    # 3. Distillation: the same student architecture, soft targets vs hard labels.
+    # Both students see the same 300 training images: one their labels, the other the
+    # teacher's soft outputs on them (the teacher learned from all 1000).
+    x_few, y_few = data.x_train[:STUDENT_IMAGES], data.y_train[:STUDENT_IMAGES]
+    keras.utils.set_random_seed(SEED)
+    scratch = build_student(shape, k)
+    fit_on_labels(scratch, x_few, y_few, STUDENT_EPOCHS, "train student on labels")
+    keras.utils.set_random_seed(SEED)
+    student = impl.distill(teacher, build_student(shape, k), x_few, y_few)  # type: ignore[attr-defined]
+
+    # Every size is gzipped TFLite bytes; every accuracy of a TFLite file is the file's own,
+    # run by the interpreter on the 3000 test images (what would ship, not the Keras object).
+    steps = {
+        "original (float32)": original,
+        "pruned (float32)": pruned_float,
+        "pruned + quantized (int8 weights)": final,
+        "distilled student (float32)": float_tflite(student),
+    }
+    size = {name: gzipped_size(b) for name, b in steps.items()}
+    acc = {name: tflite_accuracy(b, data.x_test, data.y_test) for name, b in steps.items()}
+    for name in steps:
+        report.metric(f"{name}: gzipped TFLite size", size[name] / 1024, "KB")
+        report.metric(f"{name}: test accuracy", acc[name])
+    scratch_acc = keras_accuracy(scratch, data.x_test, data.y_test)
+    report.metric("student from scratch: test accuracy", scratch_acc)
+    sparsity = kernel_sparsity(pruned)
+    report.metric("teacher parameters", int(teacher.count_params()))
+    report.metric("student parameters", int(scratch.count_params()))
+    report.metric("pruned kernel sparsity (zeros counted)", sparsity)
+
+    ratio = size["original (float32)"] / size["pruned + quantized (int8 weights)"]
+    report.check(
+        "pruned kernel sparsity",
+        sparsity,
+        ">=",
+        TARGET_SPARSITY - 0.01,
+        f"exact zeros in the Dense kernels, target {TARGET_SPARSITY}",
+    )
+    report.check(
+        "pruning alone: size ratio (gzipped)",
+        size["original (float32)"] / size["pruned (float32)"],
+        ">=",
+        2.0,
+        "zeros compress; the flatbuffer alone would not shrink",
+    )
+    report.check(
+        "quantization of the pruned model: size ratio (gzipped)",
+        size["pruned (float32)"] / size["pruned + quantized (int8 weights)"],
+        ">=",
+        2.0,
+        "int8 weights: 1 byte instead of 4 (zeros compressed either way)",
+    )
+    report.check(
+        "final size ratio original / pruned + quantized (gzipped TFLite)",
+        ratio,
+        ">=",
+        2.0,
+        "the model is at least halved",
+    )
+    report.check(
+        "accuracy drop original - final",
+        acc["original (float32)"] - acc["pruned + quantized (int8 weights)"],
+        "<=",
+        0.01,
+        "at most one point lost",
+    )
+    report.check(
+        "distilled - scratch student accuracy",
+        acc["distilled student (float32)"] - scratch_acc,
+        ">=",
+        0.01,
+        "same student, same 300 images: soft targets beat hard labels",
+    )
+    return report
+
+
+if __name__ == "__main__":
+    print_check_of(__name__)

@@ -1,0 +1,251 @@
+"""Overfitting and its four classic remedies, each measured against an unregularized baseline.
+
+A deliberately over-sized MLP is trained on a few hundred noisy images whose training
+labels are 30% wrong. Unregularized, it memorises everything, wrong labels included:
+100% training accuracy, much lower accuracy on a clean held-out test set. Then the same
+model is trained four more times, each with one remedy: L2 weight decay, dropout, data
+augmentation (fresh pixel noise every epoch), early stopping on a validation split. Each
+one shrinks the train/test gap by a clear margin and raises test accuracy, which the
+checks measure remedy by remedy (the seed attached none of them: its L2 regularizer was
+created and never used, its dropout layer appended after the output layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from aiprep import progress, synthetic
+from aiprep.report import SolutionReport, print_check_of
+from aiprep.synthetic.images import noisy_labels
+
+SEED = 0
+NUM_CLASSES = 5
+IMAGE_SIZE = 12
+PIXEL_NOISE = 0.8  # std of the images' own pixel noise: most of each image is noise
+LABEL_NOISE = 0.3  # fraction of train / validation labels that are wrong
+N_TRAIN, N_VAL, N_TEST = 500, 300, 1000
+EPOCHS = 40
+BATCH_SIZE = 50
+L2 = 0.05
+DROPOUT, INPUT_DROPOUT = 0.5, 0.2  # the rates of the dropout paper (Srivastava et al.)
+AUG_NOISE = 0.8
+PATIENCE = 5
+
+
+# The functions a candidate writes; check(impl) calls only these on impl.
+ANSWER = ("build_model", "augment", "train")
+
+# -----------------------------------------------------------------------------
+# The answer: a model with optional L2 and dropout, an augmentation, a trainer
+
+
+def build_model(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    l2: float = 0.0,
+    dropout: float = 0.0,
+    input_dropout: float = 0.0,
+) -> keras.Model:
+    """An MLP mapping images (B, H, W, C) float32 to logits (B, num_classes).
+
+    ``l2`` > 0 adds ``l2 * sum(w**2)`` of every kernel to the loss (weight decay);
+    ``dropout`` > 0 puts a Dropout layer of that rate after each hidden layer, and
+    ``input_dropout`` > 0 one on the flattened input. With none of them it is the
+    baseline: ~72k weights for 500 examples, plenty to memorise them.
+    """
+    # Attached to the layers: a regularizer object that no layer receives does nothing.
+    reg = keras.regularizers.L2(l2) if l2 > 0 else None
+    layers: list[keras.layers.Layer] = [
+        keras.layers.Input(input_shape),  # (B, 12, 12, 3)
+        keras.layers.Flatten(),  # (B, 432)
+    ]
+    if input_dropout > 0:
+        layers.append(keras.layers.Dropout(input_dropout))  # the usual 0.2 on inputs
+    for _ in range(2):
+        layers.append(keras.layers.Dense(128, activation="relu", kernel_regularizer=reg))
+        if dropout > 0:
+            # Between hidden layers, not after the output: dropping logits is not dropout.
+            # Active in fit() only; Keras scales kept units by 1/(1-rate) while training,
+            # so inference needs no rescaling.
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(num_classes, kernel_regularizer=reg))  # (B, K) logits
+    return keras.Sequential(layers)
+
+
+def augment(images: tf.Tensor) -> tf.Tensor:
+    """A random label-preserving variant of a batch ``images`` (B, H, W, C) float32.
+
+    Adds fresh Gaussian pixel noise (std ``AUG_NOISE``) each time it is called, so the
+    model never sees the same training image twice. Noise is the nuisance these images
+    really have; for photos it would be random crops, flips, colour jitter. A transform the
+    label does not survive (or that never occurs in real data) hurts instead of helping.
+    """
+    return images + tf.random.normal(tf.shape(images), stddev=AUG_NOISE)
+
+
+def train(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    augment_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    early_stopping: bool = False,
+    epochs: int = EPOCHS,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> keras.callbacks.History:
+    """Train ``model`` in place on ``x`` (N, H, W, C) float32, int labels ``y`` (N,).
+
+    ``augment_fn`` (batch -> batch) is applied to every training batch, anew each epoch.
+    ``early_stopping`` watches the loss on (``x_val``, ``y_val``), stops after ``PATIENCE``
+    epochs without improvement and restores the best weights. Returns the ``History``.
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=SEED)
+    dataset = dataset.batch(BATCH_SIZE)
+    if augment_fn is not None:
+        # Inside the input pipeline, after batching: a new random draw every epoch.
+        dataset = dataset.map(lambda xb, yb: (augment_fn(xb), yb))
+    callbacks = list(callbacks or [])
+    if early_stopping:
+        # val_loss, not training loss: training loss keeps falling while the model memorises.
+        # restore_best_weights: without it you keep the last (already overfit) weights.
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=PATIENCE, restore_best_weights=True
+            )
+        )
+    return model.fit(
+        dataset,
+        epochs=epochs,
+        validation_data=(x_val, y_val) if early_stopping else None,
+        verbose=0,
+        callbacks=callbacks,
+    )
+
+
+# -----------------------------------------------------------------------------
+# Data and measurement
+
+
+@dataclass(frozen=True)
+class NoisyData:
+    """Train and validation splits with noisy labels, a test split with clean labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def make_data(seed: int = SEED) -> NoisyData:
+    """500 train / 300 val / 1000 test images (N, 12, 12, 3) float32 in [0, 1], 5 classes.
+
+    Images are class textures under heavy pixel noise (std 0.8, clipped); 30% of the train
+    and validation labels are replaced by a wrong class, as careless annotation would do.
+    Test labels are clean, so test accuracy measures what the model really learned.
+    """
+    split = synthetic.class_images(
+        n_train=N_TRAIN + N_VAL,
+        n_test=N_TEST,
+        num_classes=NUM_CLASSES,
+        size=IMAGE_SIZE,
+        noise=PIXEL_NOISE,
+        max_shift=0,
+        seed=seed,
+    )
+    y = noisy_labels(split.y_train, NUM_CLASSES, LABEL_NOISE, seed=seed + 1)  # (800,)
+    return NoisyData(
+        split.x_train[:N_TRAIN],
+        y[:N_TRAIN],
+        split.x_train[N_TRAIN:],
+        y[N_TRAIN:],
+        split.x_test,
+        split.y_test,
+    )
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of ``x`` whose arg-max logit equals ``y`` (inference mode: no dropout)."""
+    logits = model(x, training=False).numpy()  # (N, num_classes)
+    return float((logits.argmax(axis=-1) == y).mean())
+
+
+def check(impl: object) -> SolutionReport:
+    """Train the baseline and one run per remedy with ``impl``; compare gaps and test accuracy."""
+    report = SolutionReport(solution="training.overfitting_remedies")
+    data = make_data()
+    input_shape = data.x_train.shape[1:]
+
+    # name -> (build_model kwargs, train kwargs); everything else identical to the baseline.
+    runs: dict[str, tuple[dict[str, float], dict[str, object]]] = {
+        "baseline": ({}, {}),
+        "L2 weight decay": ({"l2": L2}, {}),
+        "dropout": ({"dropout": DROPOUT, "input_dropout": INPUT_DROPOUT}, {}),
+        "data augmentation": ({}, {"augment_fn": impl.augment}),  # type: ignore[attr-defined]
+        "early stopping": ({}, {"early_stopping": True}),
+    }
+    results = {}
+    for name, (model_kwargs, train_kwargs) in runs.items():
+        keras.utils.set_random_seed(SEED)  # same initial weights and batch order for every run
+        model = impl.build_model(input_shape, NUM_CLASSES, **model_kwargs)  # type: ignore[attr-defined]
+        history = impl.train(  # type: ignore[attr-defined]
+            model,
+            data.x_train,
+            data.y_train,
+            data.x_val,
+            data.y_val,
+            callbacks=[progress.keras_callback(f"train: {name}")],
+            **train_kwargs,
+        )
+        # Train accuracy on the labels it was trained on (30% wrong): 1.0 means memorised.
+        train_acc = accuracy(model, data.x_train, data.y_train)
+        test_acc = accuracy(model, data.x_test, data.y_test)
+        results[name] = (train_acc, test_acc, train_acc - test_acc)
+        report.metric(f"{name}: train accuracy (noisy labels)", train_acc)
+        report.metric(f"{name}: test accuracy (clean labels)", test_acc)
+        report.metric(f"{name}: gap train - test", train_acc - test_acc)
+        report.metric(f"{name}: epochs trained", len(history.history["loss"]))
+
+    # A model that fits only the true pattern scores ~0.7 on the noisy training labels and
+    # higher on the clean test labels: its gap is small or negative.
+    _, base_test, base_gap = results["baseline"]
+    report.check(
+        "baseline overfits: gap train - test",
+        base_gap,
+        ">=",
+        0.15,
+        "unregularized, the MLP memorises the wrong labels",
+    )
+    for name in list(runs)[1:]:
+        _, test_acc, gap = results[name]
+        report.check(
+            f"{name}: gap shrinks vs baseline",
+            base_gap - gap,
+            ">=",
+            0.05,
+            "baseline gap minus this remedy's gap",
+        )
+        report.check(
+            f"{name}: test accuracy vs baseline",
+            test_acc - base_test,
+            ">=",
+            -0.01,
+            "the remedy does not cost generalisation (it should gain)",
+        )
+    return report
+
+
+if __name__ == "__main__":
+    print_check_of(__name__)

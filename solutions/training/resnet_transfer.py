@@ -1,0 +1,275 @@
+"""Transfer learning with a small ResNet: pre-train on a source task, fine-tune on a few shots.
+
+A ResNet-style network (a stem, three residual blocks, global average pooling, a dense
+head) is built locally with random weights: nothing is downloaded. It is pre-trained on a
+source task with plenty of labels (10 texture classes, 1000 images), then its backbone is
+reused for a target task with 10 *new* classes and only 5 labelled images per class:
+first frozen under a new head, then unfrozen and fine-tuned with a small learning rate.
+The fine-tuned model beats the same architecture trained from scratch on the same 50
+images by a wide margin of held-out target accuracy; that margin is what transfer buys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from aiprep import progress, synthetic
+from aiprep.report import SolutionReport, print_check_of
+
+SEED = 0
+IMAGE_SIZE = 16
+SOURCE_SEED, TARGET_SEED = 0, 100  # different seeds: different class textures
+NUM_SOURCE_CLASSES = NUM_TARGET_CLASSES = 10
+N_SOURCE = 1000
+SHOTS = 5  # labelled target images per class
+PRETRAIN_EPOCHS = 6
+HEAD_EPOCHS, FINE_TUNE_EPOCHS = 20, 10
+SCRATCH_EPOCHS = HEAD_EPOCHS + FINE_TUNE_EPOCHS
+BN_MOMENTUM = 0.9  # Keras' 0.99 averages over ~100 steps: too slow for runs this short
+
+
+# The functions a candidate writes; check(impl) calls only these on impl.
+ANSWER = ("residual_block", "build_resnet", "fine_tune")
+
+# -----------------------------------------------------------------------------
+# The answer: a residual block, a small ResNet, and fine-tuning its backbone
+
+
+def residual_block(x: tf.Tensor, filters: int, stride: int = 1) -> tf.Tensor:
+    """ResNet basic block on a functional-API tensor ``x`` (B, H, W, C).
+
+    Returns (B, H/stride, W/stride, filters): ``relu(F(x) + shortcut(x))`` with
+    F = conv3x3(stride) -> BN -> ReLU -> conv3x3 -> BN. The shortcut is the identity when
+    shapes match, else a strided 1x1 conv + BN (a projection) so the sum is defined.
+    """
+    shortcut = x
+    y = keras.layers.Conv2D(filters, 3, stride, padding="same", use_bias=False)(x)
+    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(y)  # (B, H/s, W/s, filters)
+    y = keras.layers.ReLU()(y)
+    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
+    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(y)
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, stride, use_bias=False)(x)
+        shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(shortcut)
+    # The addition is the point: the gradient reaches earlier layers through the identity
+    # path unattenuated, and a block only has to learn a correction F(x) to its input.
+    y = keras.layers.Add()([y, shortcut])
+    return keras.layers.ReLU()(y)
+
+
+def build_resnet(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """A ResNet mapping images (B, H, W, 3) float32 in [0, 1] to logits (B, num_classes).
+
+    Everything up to the global average pooling is the backbone (images -> (B, 32)
+    features); the last layer is the classification head. ~20k parameters, randomly
+    initialised: the analogue of ``keras.applications.ResNet50(weights=None)`` (25.6M
+    parameters, far too slow to pre-train on a CPU) at 1/1000 of its size.
+    """
+    inputs = keras.layers.Input(input_shape)  # (B, 16, 16, 3)
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)  # stem
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+    x = keras.layers.ReLU()(x)  # (B, 16, 16, 8)
+    x = residual_block(x, 8)  # (B, 16, 16, 8)
+    x = residual_block(x, 16, stride=2)  # (B, 8, 8, 16): halve resolution, double channels
+    x = residual_block(x, 32, stride=2)  # (B, 4, 4, 32)
+    features = keras.layers.GlobalAveragePooling2D()(x)  # (B, 32)
+    logits = keras.layers.Dense(num_classes, name="head")(features)  # (B, num_classes)
+    return keras.Model(inputs, logits)
+
+
+def fine_tune(
+    pretrained: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> keras.Model:
+    """A classifier for a new task on top of ``pretrained``'s backbone.
+
+    ``pretrained``: a trained ``build_resnet`` model (its last layer is the old head);
+    ``x`` (N, H, W, 3) float32, ``y`` (N,) int labels in [0, num_classes). Returns a new
+    model (B, H, W, 3) -> logits (B, num_classes) that shares (and, in phase 2, updates)
+    the pretrained backbone's weights.
+    """
+    # The backbone: the pretrained graph up to the layer before the old head. Its layers
+    # ARE the pretrained layers, weights included (keras.models.clone_model would copy the
+    # architecture with fresh random weights: that is training from scratch).
+    backbone = keras.Model(pretrained.input, pretrained.layers[-2].output)  # (B, 32)
+    inputs = keras.layers.Input(pretrained.input_shape[1:])
+    # training=False: BatchNorm keeps using its moving statistics from pre-training, even
+    # after unfreezing; batch statistics of a 32-image few-shot batch would wreck them.
+    features = backbone(inputs, training=False)
+    outputs = keras.layers.Dense(num_classes)(features)  # the new head, random init
+    model = keras.Model(inputs, outputs)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    # Phase 1: backbone frozen, only the head learns. A random head sends large, noisy
+    # gradients; flowing into the backbone they would destroy the pretrained features.
+    backbone.trainable = False
+    model.compile(keras.optimizers.Adam(1e-2), loss, metrics=["accuracy"])
+    model.fit(x, y, batch_size=32, epochs=HEAD_EPOCHS, verbose=0, callbacks=callbacks)
+
+    # Phase 2: unfreeze and fine-tune everything with a 100x smaller learning rate, so the
+    # features adapt a little to the new classes without being overwritten. Changing
+    # `trainable` requires compiling again.
+    backbone.trainable = True
+    model.compile(keras.optimizers.Adam(1e-4), loss, metrics=["accuracy"])
+    model.fit(x, y, batch_size=32, epochs=FINE_TUNE_EPOCHS, verbose=0, callbacks=callbacks)
+    return model
+
+
+# -----------------------------------------------------------------------------
+# Data, pre-training, the from-scratch baseline and measurement
+
+
+@dataclass(frozen=True)
+class TransferData:
+    """A large labelled source task and a few-shot target task with other classes."""
+
+    source: synthetic.Split
+    target: synthetic.Split
+
+
+def make_data(seed: int = SEED) -> TransferData:
+    """Images (N, 16, 16, 3) float32 in [0, 1], int labels in [0, 10).
+
+    Source: 1000 train / 500 test images of 10 texture classes. Target: 10 other textures
+    (another template seed), ``SHOTS`` = 5 train images per class (50 in all), 500 test.
+    """
+    kwargs = {"size": IMAGE_SIZE, "noise": 0.25, "max_shift": 2}
+    source = synthetic.class_images(
+        N_SOURCE, 500, NUM_SOURCE_CLASSES, seed=SOURCE_SEED + seed, **kwargs
+    )
+    pool = synthetic.class_images(
+        NUM_TARGET_CLASSES * SHOTS * 4, 500, NUM_TARGET_CLASSES, seed=TARGET_SEED + seed, **kwargs
+    )
+    # SHOTS images of each class from the pool: (50,) indices, class-balanced.
+    few = np.concatenate(
+        [np.flatnonzero(pool.y_train == c)[:SHOTS] for c in range(NUM_TARGET_CLASSES)]
+    )
+    target = synthetic.Split(pool.x_train[few], pool.y_train[few], pool.x_test, pool.y_test)
+    return TransferData(source, target)
+
+
+def fit_classifier(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    phase: str,
+) -> None:
+    """Plain supervised training with Adam (pre-training, and the from-scratch baseline)."""
+    model.compile(
+        keras.optimizers.Adam(lr),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[progress.keras_callback(phase)],
+    )
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of ``x`` whose arg-max logit equals ``y`` (inference mode)."""
+    return float((model(x, training=False).numpy().argmax(axis=-1) == y).mean())
+
+
+def check(impl: object) -> SolutionReport:
+    """Check the block, pre-train ``impl.build_resnet``, fine-tune; compare with from-scratch."""
+    report = SolutionReport(solution="training.resnet_transfer")
+
+    # 1. The block: shapes, and a real skip connection. With every conv kernel zeroed the
+    # residual branch outputs 0 (BN of 0 is 0 at init), so a residual block with an identity
+    # shortcut must return its (non-negative) input unchanged; a plain block returns 0.
+    keras.utils.set_random_seed(SEED)
+    down = keras.layers.Input((16, 16, 8))
+    down_shape = tuple(impl.residual_block(down, 16, stride=2).shape[1:])  # type: ignore[attr-defined]
+    same = keras.layers.Input((8, 8, 16))
+    block = keras.Model(same, impl.residual_block(same, 16, stride=1))  # type: ignore[attr-defined]
+    for layer in block.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    probe = np.random.default_rng(SEED).uniform(0, 1, (4, 8, 8, 16)).astype(np.float32)
+    identity_error = float(np.abs(block(probe, training=False).numpy() - probe).max())
+
+    # 2. Pre-train on the source task.
+    data = make_data()
+    source, target = data.source, data.target
+    input_shape = source.x_train.shape[1:]
+    keras.utils.set_random_seed(SEED)
+    pretrained = impl.build_resnet(input_shape, NUM_SOURCE_CLASSES)  # type: ignore[attr-defined]
+    fit_classifier(
+        pretrained, source.x_train, source.y_train, PRETRAIN_EPOCHS, 3e-3, 64, "pre-train on source"
+    )
+    source_acc = accuracy(pretrained, source.x_test, source.y_test)
+
+    # 3. Transfer: fine-tune on the 50 target images.
+    keras.utils.set_random_seed(SEED)
+    tuned = impl.fine_tune(  # type: ignore[attr-defined]
+        pretrained,
+        target.x_train,
+        target.y_train,
+        NUM_TARGET_CLASSES,
+        callbacks=[progress.keras_callback("fine-tune on target")],
+    )
+    tuned_acc = accuracy(tuned, target.x_test, target.y_test)
+
+    # 4. Baseline: the same architecture from random weights, same 50 images, as many epochs.
+    keras.utils.set_random_seed(SEED)
+    scratch = impl.build_resnet(input_shape, NUM_TARGET_CLASSES)  # type: ignore[attr-defined]
+    fit_classifier(
+        scratch, target.x_train, target.y_train, SCRATCH_EPOCHS, 1e-3, 32, "train from scratch"
+    )
+    scratch_acc = accuracy(scratch, target.x_test, target.y_test)
+
+    report.metric("parameters", int(pretrained.count_params()))
+    report.metric("source images (pre-training)", len(source.x_train))
+    report.metric("target images (fine-tuning)", len(target.x_train))
+    report.metric("source test accuracy after pre-training", source_acc)
+    report.metric("target test accuracy, fine-tuned", tuned_acc)
+    report.metric("target test accuracy, from scratch", scratch_acc)
+    report.metric("target chance accuracy", 1.0 / NUM_TARGET_CLASSES)
+    report.check(
+        "strided block output shape is (H/2, W/2, filters)",
+        float(down_shape == (8, 8, 16)),
+        "==",
+        1.0,
+        f"got {down_shape} for input (16, 16, 8), filters 16, stride 2",
+    )
+    report.check(
+        "block with zeroed convs is the identity (skip connection)",
+        identity_error,
+        "<=",
+        1e-5,
+        "max |block(x) - x| for x >= 0",
+    )
+    report.check(
+        "source test accuracy after pre-training",
+        source_acc,
+        ">=",
+        0.9,
+        "the backbone learned features worth transferring",
+    )
+    report.check(
+        "target accuracy: fine-tuned - from scratch",
+        tuned_acc - scratch_acc,
+        ">=",
+        0.2,
+        "pre-trained features beat random init on the same 50 images",
+    )
+    return report
+
+
+if __name__ == "__main__":
+    print_check_of(__name__)
