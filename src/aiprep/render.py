@@ -29,7 +29,7 @@ def question_table(records: Iterable[Record], lang: str) -> Table:
     table.add_column("id", style="cyan", no_wrap=True)
     table.add_column("kind")
     table.add_column("difficulty")
-    table.add_column("title", ratio=1)
+    table.add_column("title", ratio=1, overflow="fold")  # fold: CJK text has no spaces to wrap at
     table.add_column("solution", justify="center")
     for q in records:
         title = " / ".join(q["title"][x] for x in LANGS) if lang == "both" else q["title"][lang]
