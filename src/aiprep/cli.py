@@ -125,7 +125,7 @@ def list_(
     from aiprep.render import question_table
 
     console = _console()
-    console.print(question_table(records, lang))
+    console.print(question_table(records, lang, console), crop=True)
     runnable = sum(1 for q in records if q["solution"])
     console.print(f"\n{len(records)} of {len(bank)} questions, {runnable} runnable", style="dim")
 

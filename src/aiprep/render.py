@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -24,30 +25,51 @@ def text(value: dict[str, str], lang: str) -> str:
     return value[lang]
 
 
-def question_table(records: Iterable[Record], lang: str) -> Table:
-    table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    table.add_column("id", style="cyan", no_wrap=True)
-    table.add_column("kind")
-    table.add_column("difficulty")
-    table.add_column("title", ratio=1, overflow="fold")  # fold: CJK text has no spaces to wrap at
-    table.add_column("solution", justify="center")
-    for q in records:
+def question_table(records: Iterable[Record], lang: str, console: Console) -> Text:
+    """The bank as aligned columns: id, kind, difficulty, run, and the title, wrapped last.
+
+    Laid out here rather than with ``rich.table.Table``, whose per-cell measuring costs
+    ~1 ms a row: a 150-question listing must stay about as quick as the imports it needs.
+    """
+    rows = list(records)
+    columns = [
+        ("id", max([2, *(cell_len(q["id"]) for q in rows)])),
+        ("kind", max([4, *(len(q["kind"]) for q in rows)])),
+        ("difficulty", 10),
+        ("run", 3),
+    ]
+    indent = sum(w + 2 for _, w in columns)
+    # A narrow terminal gets each title on its own line(s) under the row.
+    below = console.width - indent < 24
+    if below:
+        indent = 4
+    title_width = console.width - indent
+    out = Text(no_wrap=True)
+    for name, col_width in columns:
+        out.append(name.ljust(col_width + 2), style="bold")
+    out.append(("\n    title" if below else "title") + "\n", style="bold")
+    out.append("─" * console.width + "\n", style="dim")
+    for q in rows:
         title = " / ".join(q["title"][x] for x in LANGS) if lang == "both" else q["title"][lang]
-        table.add_row(
-            q["id"],
-            q["kind"],
-            _DIFFICULTY_STYLE.get(q["difficulty"], q["difficulty"]),
-            title,
-            "✓" if q["solution"] else "",
-        )
-    return table
+        # fold: CJK titles have no spaces to wrap at
+        lines = Text(title, overflow="fold").wrap(console, title_width)
+        out.append(q["id"].ljust(columns[0][1] + 2), style="cyan")
+        out.append(q["kind"].ljust(columns[1][1] + 2))
+        out.append(q["difficulty"].ljust(12), style=_DIFFICULTY_STYLE.get(q["difficulty"], ""))
+        out.append(" ✓   " if q["solution"] else "     ", style="green")
+        if below:
+            out.append("\n")
+        for i, line in enumerate(lines):
+            if i or below:
+                out.append(" " * indent)
+            line.rstrip()
+            out.append_text(line)
+            out.append("\n")
+    out.rstrip()
+    return out
 
 
-_DIFFICULTY_STYLE = {
-    "easy": "[green]easy[/]",
-    "medium": "[yellow]medium[/]",
-    "hard": "[red]hard[/]",
-}
+_DIFFICULTY_STYLE = {"easy": "green", "medium": "yellow", "hard": "red"}
 
 _HEAD = {
     "en": {"answer": "Answer", "key_points": "Key points", "choices": "Choices", "hints": "Hints"},
