@@ -44,7 +44,7 @@ class BankProblems(click.ClickException):
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, emoji=False)
 
 
 def _bank(ctx: click.Context) -> Bank:
