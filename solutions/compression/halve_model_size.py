@@ -27,6 +27,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from aiprep import progress, synthetic
+from aiprep.metrics import accuracy
 from aiprep.report import SolutionReport, print_check_of
 
 SEED = 0
@@ -229,11 +230,6 @@ def tflite_accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(axis=-1) == y).mean())
 
 
-def keras_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of ``x`` whose arg-max logit equals ``y`` (Keras model, inference mode)."""
-    return float((model(x, training=False).numpy().argmax(axis=-1) == y).mean())
-
-
 def kernel_sparsity(model: keras.Model) -> float:
     """Fraction of exact zeros among the kernels of ``model`` (biases excluded)."""
     kernels = [w.numpy() for w in model.weights if w.name.endswith("kernel:0")]
@@ -283,7 +279,7 @@ def check(impl: object) -> SolutionReport:
     for name in steps:
         report.metric(f"{name}: gzipped TFLite size", size[name] / 1024, "KB")
         report.metric(f"{name}: test accuracy", acc[name])
-    scratch_acc = keras_accuracy(scratch, data.x_test, data.y_test)
+    scratch_acc = accuracy(scratch, data.x_test, data.y_test)
     report.metric("student from scratch: test accuracy", scratch_acc)
     sparsity = kernel_sparsity(pruned)
     report.metric("teacher parameters", int(teacher.count_params()))

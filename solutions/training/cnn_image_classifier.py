@@ -16,6 +16,7 @@ import numpy as np
 import tf_keras as keras
 
 from aiprep import progress, synthetic
+from aiprep.metrics import accuracy
 from aiprep.report import SolutionReport, print_check_of
 
 SEED = 0
@@ -84,12 +85,6 @@ def train(
 def make_data(seed: int = SEED) -> synthetic.Split:
     """2000 train / 500 test images, (N, 32, 32, 3) float32 in [0, 1], labels int in [0, 10)."""
     return synthetic.class_images(n_train=2000, n_test=500, num_classes=10, seed=seed)
-
-
-def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of ``x`` whose arg-max output equals ``y`` (works for logits or softmax)."""
-    pred = np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(axis=-1)  # (N,)
-    return float((pred == y).mean())
 
 
 def check(impl: object) -> SolutionReport:

@@ -18,6 +18,7 @@ import numpy as np
 import tf_keras as keras
 
 from aiprep import progress, synthetic
+from aiprep.metrics import accuracy
 from aiprep.report import SolutionReport, print_check_of
 from aiprep.synthetic.digits import digit_images
 
@@ -93,12 +94,6 @@ def build_linear_baseline(input_shape: tuple[int, int], num_classes: int) -> ker
             keras.layers.Dense(num_classes),  # (B, num_classes): one template per class
         ]
     )
-
-
-def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of ``x`` whose arg-max output equals ``y`` (works for logits or softmax)."""
-    pred = np.asarray(model.predict(x, batch_size=512, verbose=0)).argmax(axis=-1)  # (N,)
-    return float((pred == y).mean())
 
 
 def check(impl: object) -> SolutionReport:

@@ -20,6 +20,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from aiprep import progress, synthetic
+from aiprep.metrics import accuracy
 from aiprep.report import SolutionReport, print_check_of
 from aiprep.synthetic.images import noisy_labels
 
@@ -174,12 +175,6 @@ def make_data(seed: int = SEED) -> NoisyData:
         split.x_test,
         split.y_test,
     )
-
-
-def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of ``x`` whose arg-max logit equals ``y`` (inference mode: no dropout)."""
-    logits = model(x, training=False).numpy()  # (N, num_classes)
-    return float((logits.argmax(axis=-1) == y).mean())
 
 
 def check(impl: object) -> SolutionReport:

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from aiprep import progress, synthetic
+from aiprep.metrics import accuracy
 from aiprep.report import SolutionReport, print_check_of
 
 SEED = 0
@@ -178,11 +179,6 @@ def fit_classifier(
         verbose=0,
         callbacks=[progress.keras_callback(phase)],
     )
-
-
-def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of ``x`` whose arg-max logit equals ``y`` (inference mode)."""
-    return float((model(x, training=False).numpy().argmax(axis=-1) == y).mean())
 
 
 def check(impl: object) -> SolutionReport:
