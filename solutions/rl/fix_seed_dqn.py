@@ -1,0 +1,305 @@
+"""Fix the seed's DQN: `.numpy()` on NumPy arrays, no `env`, and a target network that is not one.
+
+The seed's DQN for "autonomous driving" uses an ``env`` it never creates, calls
+``.numpy()`` on what ``model.predict`` returns (already a NumPy array: AttributeError),
+calls ``.reshape`` on a tuple, and breaks off in the middle of the update. Worse, its
+"target network" ``tf.keras.Model(inputs=model.input, outputs=model.output)`` is the
+online network under a second name: same layers, same weights, so the target moves with
+every update and the stabilising point of a target network is gone. The check runs the
+seed on a stand-in environment with its interface and records the AttributeError, shows
+that the seed's target changes when the online weights change, then checks the fixed
+pieces directly: the target network is an independent copy, epsilon-greedy actions are
+ints in range (greedy at epsilon 0, uniform at 1), and TD targets match values computed
+by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import types
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from aiprep.report import SolutionReport, print_check_of
+from solutions.rl.dqn_lane_keeping import (  # noqa: F401  (td_targets: part of the answer)
+    LaneKeepingEnv,
+    build_q_network,
+    td_targets,
+)
+
+SEED = 0
+OBS_DIM, NUM_ACTIONS = 5, 3  # the seed's input_shape and action_space
+GAMMA = 0.9  # the seed's
+N_STATES = 64  # probe states for the greedy and copy checks
+N_RANDOM_ACTIONS = 900  # draws at epsilon = 1: each action ~300 +- 14
+
+# The seed's code (seed 000, "5. 强化学习"), verbatim up to where the article breaks off
+# mid-line ("target_q_values Futures API: ..." is unrelated text pasted in).
+ORIGINAL = """
+# 导入必要的库
+import numpy as np
+import tensorflow as tf
+from collections import deque
+import random
+
+# 参数设置
+learning_rate = 0.001
+gamma = 0.9
+epsilon = 1.0
+epsilon_min = 0.01
+epsilon_decay = 0.99
+batch_size = 64
+memory_size = 10000
+
+# 创建经验回放
+memory = deque(maxlen=memory_size)
+
+# 创建Q网络
+input_shape = (5,)
+action_space = 3
+
+model = tf.keras.Sequential([
+    tf.keras.layers.Dense(64, activation='relu', input_shape=input_shape),
+    tf.keras.layers.Dense(64, activation='relu'),
+    tf.keras.layers.Dense(action_space, activation='linear')
+])
+
+model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate), loss='mse')
+
+# 目标网络
+target_model = tf.keras.Model(inputs=model.input, outputs=model.output)
+target_model.set_weights(model.get_weights())
+
+# 训练模型
+episodes = 1000
+for episode in range(episodes):
+    state = env.reset()
+    done = False
+    total_reward = 0
+
+    while not done:
+        if random.uniform(0, 1) < epsilon:
+            action = random.randrange(action_space)
+        else:
+            action = np.argmax(model.predict(state.reshape(-1, 5)))
+
+        next_state, reward, done, _ = env.step(action)
+        total_reward += reward
+
+        # 存储经验
+        memory.append((state, action, reward, next_state, done))
+
+        # 从经验回放中采样
+        if len(memory) > batch_size:
+            batch = random.sample(memory, batch_size)
+
+            states, actions, rewards, next_states, dones = zip(*batch)
+            next_actions = [target_model.predict(next_state.reshape(-1, 5)).numpy()[0].argmax() for next_state in next_states]
+
+            target_q_values = model.predict(states.reshape(-1, 5))
+            # ... (the seed breaks off here)
+"""  # noqa: E501 (the seed's lines, verbatim)
+
+# The functions a candidate writes; check(impl) calls only these on impl.
+ANSWER = ("select_action", "make_target_network", "td_targets")
+
+# -----------------------------------------------------------------------------
+# The answer: epsilon-greedy action, a real target network, TD targets
+# (td_targets is the one of rl.dqn_lane_keeping: y = r + gamma * (1 - terminated) * max Q')
+
+
+def select_action(
+    q_net: keras.Model, state: np.ndarray, epsilon: float, rng: np.random.Generator
+) -> int:
+    """Epsilon-greedy action for one ``state`` (obs_dim,) float32: a Python int in [0, A).
+
+    With probability ``epsilon`` a uniformly random action (explore), otherwise
+    argmax_a Q(state, a) (exploit). Calls the network directly, not ``predict`` (which
+    builds a dataset per call) and never ``.numpy()`` on a NumPy array.
+    """
+    num_actions = int(q_net.output_shape[-1])
+    if rng.random() < epsilon:
+        return int(rng.integers(num_actions))
+    q = q_net(state[None, :].astype(np.float32), training=False)  # (1, A) tf.Tensor
+    return int(tf.argmax(q[0]))  # np.int64 / tf scalars are not ints: cast
+
+
+def make_target_network(q_net: keras.Model) -> keras.Model:
+    """A separate network with ``q_net``'s architecture and a COPY of its current weights.
+
+    ``keras.Model(inputs=q_net.input, outputs=q_net.output)`` (the seed) reuses the same
+    layers, so it is the online network under another name. clone_model builds new layers
+    (fresh weights); set_weights copies the values. Re-sync every N steps with
+    ``target.set_weights(q_net.get_weights())``.
+    """
+    target = keras.models.clone_model(q_net)
+    target.set_weights(q_net.get_weights())
+    return target
+
+
+# -----------------------------------------------------------------------------
+# Running the seed's code on a stand-in environment, and the checks
+
+
+class SeedInterfaceEnv:
+    """LaneKeepingEnv behind the interface the seed expects: what its ``env`` must be.
+
+    Observations (5,) float32: ``(x, 10 v)`` padded with three zero "sensors" to the
+    seed's input_shape; ``step`` returns the old gym 4-tuple (obs, reward, done, info),
+    done = terminated or truncated.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.env = LaneKeepingEnv(seed)
+
+    def reset(self) -> np.ndarray:
+        return self._five(self.env.reset())
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, dict]:
+        obs, reward, terminated, truncated = self.env.step(action)
+        return self._five(obs), reward, terminated or truncated, {}
+
+    @staticmethod
+    def _five(obs: np.ndarray) -> np.ndarray:
+        return np.concatenate([obs, np.zeros(3, np.float32)])  # (5,)
+
+
+def run_original() -> tuple[BaseException | None, dict]:
+    """Exec ORIGINAL with a stand-in ``env`` (the seed has none); the exception and namespace.
+
+    Without ``env`` it stops at once with a NameError; with one, it runs until the replay
+    memory holds more than 64 transitions and then hits its next bug. The seed predates
+    Keras 3: since TF 2.16 ``tf.keras`` is Keras 3, where ``model.input`` of a Sequential
+    that was never called raises AttributeError before any of that. So ``tf.keras`` here is
+    tf_keras, the Keras 2 it was written for (its only use of ``tf`` is ``tf.keras``).
+    """
+    source = ORIGINAL.replace("import tensorflow as tf\n", "")
+    namespace: dict = {"env": SeedInterfaceEnv(SEED), "tf": types.SimpleNamespace(keras=keras)}
+    keras.utils.set_random_seed(SEED)  # seeds Python's `random` too, used by the seed
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # model.predict's progress bars
+            exec(source, namespace)  # the seed's code, on purpose
+    except Exception as error:  # record whatever it raises
+        return error, namespace
+    return None, namespace
+
+
+def make_data(seed: int = SEED) -> np.ndarray:
+    """Probe states (N_STATES, 5) float32: the stand-in environment's observations."""
+    env = SeedInterfaceEnv(seed)
+    states, state = [], env.reset()
+    rng = np.random.default_rng(seed)
+    while len(states) < N_STATES:
+        states.append(state)
+        state, _, done, _ = env.step(int(rng.integers(NUM_ACTIONS)))
+        if done:
+            state = env.reset()
+    return np.stack(states)
+
+
+def check(impl: object) -> SolutionReport:
+    """Run the seed; then check impl's target copy, epsilon-greedy actions and TD targets."""
+    report = SolutionReport(solution="rl.fix_seed_dqn")
+
+    # 1. The seed, with an env substituted: it fails at `.numpy()` on a NumPy array.
+    error, seed_ns = run_original()
+    report.metric("original raised", type(error).__name__ if error else "nothing")
+    report.check(
+        "original raises AttributeError",
+        float(isinstance(error, AttributeError) and "numpy" in str(error)),
+        "==",
+        1,
+        f"model.predict returns NumPy: {error}",
+    )
+    # Its target network: change the online weights, look at the target's.
+    online, target = seed_ns["model"], seed_ns["target_model"]
+    online.set_weights([w + 1.0 for w in online.get_weights()])
+    shared = all(
+        np.array_equal(t, o)
+        for t, o in zip(target.get_weights(), online.get_weights(), strict=True)
+    )
+    report.check(
+        "original: target moves with the online network",
+        float(shared),
+        "==",
+        1,
+        "Model(inputs=model.input, outputs=model.output) reuses the same layers",
+    )
+
+    # 2a. impl's target network: equal at creation, independent afterwards.
+    states = make_data()  # (64, 5)
+    keras.utils.set_random_seed(SEED)
+    q_net = build_q_network(OBS_DIM, NUM_ACTIONS)
+    target_net = impl.make_target_network(q_net)  # type: ignore[attr-defined]
+    q_before = q_net(states).numpy()  # (64, 3)
+    t_before = target_net(states).numpy()
+    q_net.set_weights([w + 0.1 * np.sign(w + 1e-3) for w in q_net.get_weights()])  # "a step"
+    q_after, t_after = q_net(states).numpy(), target_net(states).numpy()
+    report.metric(
+        "online Q change after the update (max abs)", float(np.abs(q_after - q_before).max())
+    )
+    report.check(
+        "target equals online at creation (max abs diff)",
+        float(np.abs(t_before - q_before).max()),
+        "<=",
+        1e-6,
+        "a copy of the current weights, not a fresh initialisation",
+    )
+    report.check(
+        "target unchanged after an online update (max abs change)",
+        float(np.abs(t_after - t_before).max()),
+        "<=",
+        1e-6,
+        "its own variables: only an explicit sync may move it",
+    )
+
+    # 2b. epsilon-greedy: ints in range, greedy at 0, uniform at 1.
+    rng = np.random.default_rng(SEED)
+    greedy = [impl.select_action(q_net, s, 0.0, rng) for s in states]  # type: ignore[attr-defined]
+    randoms = [impl.select_action(q_net, states[0], 1.0, rng) for _ in range(N_RANDOM_ACTIONS)]  # type: ignore[attr-defined]
+    actions = greedy + randoms
+    valid = np.mean([type(a) is int and 0 <= a < NUM_ACTIONS for a in actions])
+    report.check(
+        "actions are Python ints in [0, 3)",
+        float(valid),
+        "==",
+        1,
+        f"{len(actions)} calls; env.step and replay buffers expect ints",
+    )
+    agree = float(np.mean(np.array(greedy) == q_after.argmax(axis=1)))
+    report.check("epsilon 0: argmax of Q (agreement)", agree, "==", 1, f"{N_STATES} states")
+    counts = np.bincount(np.array(randoms, dtype=np.int64) % NUM_ACTIONS, minlength=NUM_ACTIONS)
+    report.metric("epsilon 1: action counts", ", ".join(str(int(c)) for c in counts))
+    report.check(
+        "epsilon 1: least frequent action share",
+        float(counts.min() / N_RANDOM_ACTIONS),
+        ">=",
+        0.27,
+        f"uniform is 1/3; {N_RANDOM_ACTIONS} draws, std of a share ~0.016",
+    )
+
+    # 2c. TD targets against r + gamma * (1 - done) * max_a' Q'(s', a'), by hand.
+    rewards = np.array([1.0, 0.5, -1.0, 0.0, 0.9], np.float32)
+    next_q = np.array(
+        [[1.0, 2.0, 3.0], [-1.0, -2.0, -0.5], [4.0, 0.0, 1.0], [0.2, 0.1, 0.3], [5.0, 5.0, 5.0]],
+        np.float32,
+    )
+    terminated = np.array([0.0, 0.0, 1.0, 0.0, 1.0], np.float32)
+    expected = np.array([1 + 0.9 * 3, 0.5 + 0.9 * -0.5, -1.0, 0.9 * 0.3, 0.9])
+    got = np.asarray(impl.td_targets(rewards, next_q, terminated, GAMMA), np.float64)  # type: ignore[attr-defined]
+    report.metric("TD targets", ", ".join(f"{v:.3f}" for v in got.ravel()))
+    report.check(
+        "TD targets - hand-computed (max abs)",
+        float(np.abs(got - expected).max()) if got.shape == expected.shape else float("nan"),
+        "<=",
+        1e-5,
+        "expected 3.7, 0.05, -1.0 (terminal), 0.27, 0.9 (terminal)",
+    )
+    return report
+
+
+if __name__ == "__main__":
+    print_check_of(__name__)
