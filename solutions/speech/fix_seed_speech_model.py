@@ -1,0 +1,204 @@
+"""Debugging the seed's speech model: Conv2D on a 3-D input, and a loss without alignment.
+
+The seed's CNN + LSTM recognizer is never built: ``Conv2D`` needs 4-D input (B, H, W,
+channels), but a spectrogram batch is 3-D (B, T, n_mels), so Keras raises ValueError.
+With the convolution made 1-D it builds, but it still cannot be trained: it emits one
+softmax per (pooled) frame, a transcript has far fewer characters than there are frames,
+and nothing says which frame belongs to which character, so ``categorical_crossentropy``
+against the transcript fails on the shapes (and would be meaningless with padded ones).
+The fix: ``Conv1D`` + ``MaxPooling1D`` over time, logits with an extra CTC blank class,
+and the CTC loss, which sums over every alignment. Trained with CTC, the fixed model
+transcribes held-out synthetic utterances with a low character error rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from aiprep.report import SolutionReport, print_check_of
+from aiprep.synthetic.sequences import Utterances
+from solutions.speech.ctc_speech_recognition import (
+    TIME_STRIDE,
+    character_error_rate,
+    greedy_decode,
+    make_data,
+    train,
+)
+
+SEED = 0
+TRAIN_UTTERANCES = 1000  # of the reference's 1500: enough for a clear result, cheaper
+EPOCHS = 3
+
+# The seed's code (000, "3. 语音识别"), verbatim up to compile; the fit/evaluate lines
+# that use its undefined x_train / y_train are cut.
+ORIGINAL = """
+# 导入必要的库
+import tensorflow as tf
+from tensorflow.keras.layers import Input, LSTM, Dense, Conv2D, MaxPooling2D, Flatten
+from tensorflow.keras.models import Model
+
+# 构建输入层
+input_data = Input(shape=(None, 26))
+
+# 卷积神经网络
+conv = Conv2D(filters=64, kernel_size=(3, 3), activation='relu')(input_data)
+pool = MaxPooling2D(pool_size=(2, 2))(conv)
+
+# 循环神经网络
+lstm = LSTM(units=128, return_sequences=True)(pool)
+
+# 全连接层
+dense = Dense(units=128, activation='relu')(lstm)
+
+# 输出层
+output = Dense(units=29, activation='softmax')(dense)
+
+# 构建模型
+model = Model(inputs=input_data, outputs=output)
+
+# 编译模型
+model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+
+# ... model.fit(x_train, y_train, ...), model.evaluate(x_test, y_test)
+"""
+
+# The functions a candidate writes; check(impl) calls only these on impl.
+ANSWER = ("build_model",)
+
+# -----------------------------------------------------------------------------
+# The answer: the seed's model, fixed for CTC
+
+
+def build_model(n_mels: int, num_chars: int) -> keras.Model:
+    """Frames (B, T, n_mels) float32 -> logits (B, ceil(T / 2), num_chars + 1) float32.
+
+    Index ``num_chars`` (the last) is the CTC blank; no softmax (the CTC loss takes logits).
+    """
+    frames = keras.layers.Input((None, n_mels))  # (B, T, n_mels), T varies
+    # Fix: Conv1D over time (the input is a sequence of feature vectors, 3-D), not Conv2D.
+    x = keras.layers.Conv1D(64, 3, padding="same", activation="relu")(frames)  # (B, T, 64)
+    # MaxPooling1D halves the frame rate: (B, ceil(T / 2), 64); "same" keeps the last frame.
+    x = keras.layers.MaxPooling1D(TIME_STRIDE, padding="same")(x)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)  # (B, T', 128)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    # Fix: one logit per character PLUS the blank, and no softmax: CTC normalises itself.
+    return keras.Model(frames, keras.layers.Dense(num_chars + 1)(x))
+
+
+# -----------------------------------------------------------------------------
+# The seed's failures, and the measurement
+
+
+def original_error(source: str, fit: bool) -> BaseException | None:
+    """Run the seed's code (and, if ``fit``, one epoch on transcripts); the exception or None.
+
+    The seed's imports are pointed at tf_keras (Keras 2, this project's Keras). The seed
+    gives no data: we substitute 4 random 40-frame utterances with 8-character one-hot
+    transcripts, the shape a transcript has before any alignment.
+    """
+    body = "\n".join(
+        line for line in source.splitlines() if not line.startswith(("import", "from"))
+    )
+    layers = keras.layers
+    namespace: dict[str, object] = {"tf": tf, "Model": keras.Model}
+    for name in ("Input", "LSTM", "Dense", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D"):
+        namespace[name] = getattr(layers, name)
+    try:
+        exec(body, namespace)  # noqa: S102 -- the quoted seed code, nothing else
+        if fit:
+            g = np.random.default_rng(SEED)
+            x = g.random((4, 40, 26), dtype=np.float32)  # (B, T, 26)
+            y = np.eye(29, dtype=np.float32)[g.integers(0, 29, size=(4, 8))]  # (B, L, 29)
+            namespace["model"].fit(x, y, verbose=0)  # type: ignore[attr-defined]
+    except Exception as error:  # noqa: BLE001 -- which error is what we measure
+        return error
+    return None
+
+
+def describe(error: BaseException | None, words: str) -> str:
+    """The exception type and the line of its (long, Keras-wrapped) message naming ``words``."""
+    lines = [line.strip() for line in str(error).splitlines() if words in line]
+    return f"{type(error).__name__}: {lines[-1] if lines else error}"
+
+
+def raised(error: BaseException | None, kind: type, words: str) -> float:
+    return float(isinstance(error, kind) and words in str(error))
+
+
+def transcribe(model: keras.Model, data: Utterances) -> list[list[int]]:
+    """Greedy CTC decoding (the reference decoder) of every utterance of ``data``."""
+    logits = model.predict(data.features, batch_size=256, verbose=0)  # (N, T', C + 1)
+    return greedy_decode(logits, -(-data.feature_lengths // TIME_STRIDE))  # ceil(T / 2) frames
+
+
+def check(impl: object) -> SolutionReport:
+    """The original's two failures; output shape and CER of the fixed model trained with CTC."""
+    report = SolutionReport(solution="speech.fix_seed_speech_model")
+
+    # 1. The seed as written, then with the convolution made 1-D (trained on transcripts).
+    keras.utils.set_random_seed(SEED)
+    first = original_error(ORIGINAL, fit=False)
+    one_d = ORIGINAL.replace(
+        "Conv2D(filters=64, kernel_size=(3, 3)", "Conv1D(filters=64, kernel_size=3"
+    )
+    second = original_error(
+        one_d.replace("MaxPooling2D(pool_size=(2, 2))", "MaxPooling1D(2)"), fit=True
+    )
+    report.metric("original error", describe(first, "ndim"))
+    report.metric("with Conv1D, fit on transcripts", describe(second, "incompatible"))
+    report.check(
+        "original raises ValueError",
+        raised(first, ValueError, "ndim=3"),
+        "==",
+        1,
+        "Conv2D expects (B, H, W, C); the spectrogram batch is (B, T, n_mels)",
+    )
+    report.check(
+        "original with Conv1D raises ValueError on transcripts",
+        raised(second, ValueError, "incompatible"),
+        "==",
+        1,
+        "per-frame cross-entropy needs one label per frame; a transcript has no alignment",
+    )
+
+    # 2. The fixed model: shape, then CTC training and held-out character error rate.
+    data = make_data(SEED)
+    train_set, test = data.train, data.test
+    n_mels, num_chars = train_set.features.shape[-1], train_set.num_chars
+    keras.utils.set_random_seed(SEED)
+    model = impl.build_model(n_mels, num_chars)  # type: ignore[attr-defined]
+    shape = tuple(model(np.zeros((2, 21, n_mels), np.float32)).shape)
+    expected = (2, -(-21 // TIME_STRIDE), num_chars + 1)  # (B, ceil(T / 2), chars + blank)
+    report.metric("output shape for 21 frames", str(shape))
+    report.check(
+        "output is (B, ceil(T / 2), num_chars + 1) logits",
+        float(shape == expected),
+        "==",
+        1,
+        "halved frame rate, one logit per character plus the CTC blank",
+    )
+    if shape != expected:
+        return report  # CTC training below assumes that layout
+
+    refs = [test.transcript(i) for i in range(len(test))]
+    untrained_cer = character_error_rate(refs, transcribe(model, test))
+    subset = Utterances(
+        train_set.features[:TRAIN_UTTERANCES],
+        train_set.feature_lengths[:TRAIN_UTTERANCES],
+        train_set.labels[:TRAIN_UTTERANCES],
+        train_set.label_lengths[:TRAIN_UTTERANCES],
+        train_set.alphabet,
+    )
+    history = train(model, subset, epochs=EPOCHS)
+    cer = character_error_rate(refs, transcribe(model, test))
+    report.metric("CTC loss per epoch", " ".join(f"{v:.2f}" for v in history))
+    report.metric("untrained CER", untrained_cer)
+    report.metric("test CER", cer)
+    report.check("test CER", cer, "<=", 0.2, "held-out utterances, greedy CTC decoding")
+    return report
+
+
+if __name__ == "__main__":
+    print_check_of(__name__)
