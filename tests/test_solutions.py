@@ -105,6 +105,13 @@ def test_solution_declares_its_answer_functions(question_id: str) -> None:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ANSWER"
     )
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    # A module may also reuse another solution's pieces: imported names count as its own.
+    defined |= {
+        alias.asname or alias.name
+        for n in tree.body
+        if isinstance(n, ast.ImportFrom)
+        for alias in n.names
+    }
     assert answer and set(answer) <= defined  # functions or classes a candidate writes
     assert {"make_data", "check"} <= defined
     used = {
