@@ -20,6 +20,7 @@ import tf_keras as keras
 
 from aiprep import progress
 from aiprep.report import SolutionReport, print_check_of
+from aiprep.seed_code import raised
 from solutions.compression.halve_model_size import (
     build_teacher,
     fit_on_labels,
@@ -94,7 +95,7 @@ def check(impl: object) -> SolutionReport:
     report.metric("original raised", type(error).__name__ if error else "nothing")
     report.check(
         "original raises TypeError",
-        float(isinstance(error, TypeError) and "num_bits" in str(error)),
+        raised(error, TypeError, "num_bits"),
         "==",
         1,
         f"quantize_model(model, num_bits=5): {error}",

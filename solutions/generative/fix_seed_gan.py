@@ -24,6 +24,7 @@ import tf_keras as keras
 
 from aiprep import progress, synthetic
 from aiprep.report import SolutionReport, print_check_of
+from aiprep.seed_code import raised
 
 SEED = 0
 LATENT_DIM = 100  # as in the seed
@@ -221,7 +222,7 @@ def check(impl: object) -> SolutionReport:
     report.metric("original raised", type(error).__name__ if error else "nothing")
     report.check(
         "original raises NameError",
-        float(isinstance(error, NameError) and "'np'" in str(error)),
+        raised(error, NameError, "'np'"),
         "==",
         1,
         f"np is never imported: {error}",

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from aiprep.report import SolutionReport, print_check_of
+from aiprep.seed_code import raised
 from solutions.nlp.bert_mlm_pretraining import (
     IGNORE,
     NUM_SPECIAL,
@@ -116,10 +117,6 @@ def original_error(source: str) -> BaseException | None:
     except Exception as error:  # noqa: BLE001 -- which error is what we measure
         return error
     return None
-
-
-def raised(error: BaseException | None, kind: type, words: str) -> float:
-    return float(isinstance(error, kind) and words in str(error))
 
 
 def check(impl: object) -> SolutionReport:

@@ -21,6 +21,7 @@ import tf_keras as keras
 
 from aiprep import progress
 from aiprep.report import SolutionReport, print_check_of
+from aiprep.seed_code import describe, raised
 from solutions.nlp.transformer_attention_classifier import MAX_LEN, PAD_ID, make_data
 
 SEED = 0
@@ -232,16 +233,6 @@ def original_error(source: str, train_step: bool) -> BaseException | None:
     except Exception as error:  # noqa: BLE001 -- which error is what we measure
         return error
     return None
-
-
-def raised(error: BaseException | None, kind: type, words: str) -> float:
-    return float(isinstance(error, kind) and words in str(error))
-
-
-def describe(error: BaseException | None, words: str) -> str:
-    """The exception type and the line of its (long, Keras-wrapped) message naming ``words``."""
-    lines = [line.strip() for line in str(error).splitlines() if words in line]
-    return f"{type(error).__name__}: {lines[-1] if lines else error}"
 
 
 def check(impl: object) -> SolutionReport:

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from aiprep.report import SolutionReport, print_check_of
+from aiprep.seed_code import describe, raised
 from aiprep.synthetic.sequences import Utterances
 from solutions.speech.ctc_speech_recognition import (
     TIME_STRIDE,
@@ -115,16 +116,6 @@ def original_error(source: str, fit: bool) -> BaseException | None:
     except Exception as error:  # noqa: BLE001 -- which error is what we measure
         return error
     return None
-
-
-def describe(error: BaseException | None, words: str) -> str:
-    """The exception type and the line of its (long, Keras-wrapped) message naming ``words``."""
-    lines = [line.strip() for line in str(error).splitlines() if words in line]
-    return f"{type(error).__name__}: {lines[-1] if lines else error}"
-
-
-def raised(error: BaseException | None, kind: type, words: str) -> float:
-    return float(isinstance(error, kind) and words in str(error))
 
 
 def transcribe(model: keras.Model, data: Utterances) -> list[list[int]]:
