@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import GOOD_BANK
+from conftest import FIXTURES, GOOD_BANK
 
 
 def _loaded(code: str) -> set[str]:
@@ -25,13 +26,25 @@ def test_importing_the_cli_does_not_load_tensorflow() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["list"], ["list", "--json"], ["show", "alpha.pick_optimizer", "--answer"], ["validate"]],
+    [
+        ["list"],
+        ["list", "--json"],
+        ["show", "alpha.pick_optimizer", "--answer"],
+        ["validate"],
+        ["stats", "--json"],
+        ["progress", "export"],
+        ["practice", "beta.mean_estimate", "-o", "{tmp}/starter.py"],
+    ],
     ids=" ".join,
 )
-def test_commands_that_run_no_solution_do_not_load_tensorflow(args: list[str]) -> None:
+def test_commands_that_run_no_solution_do_not_load_tensorflow(
+    args: list[str], tmp_path: Path
+) -> None:
+    bank = FIXTURES / "quiz" if args[0] in ("stats", "progress", "practice") else GOOD_BANK
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     code = (
         "from aiprep.cli import cli\n"
-        f"cli.main(['--bank', {str(GOOD_BANK)!r}, *{args!r}], standalone_mode=False)"
+        f"cli.main(['--bank', {str(bank)!r}, *{args!r}], standalone_mode=False)"
     )
     loaded = _loaded(code)
     assert "tensorflow" not in loaded

@@ -120,3 +120,51 @@ def test_solution_declares_its_answer_functions(question_id: str) -> None:
         if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "impl"
     }
     assert used == set(answer)
+
+
+# -----------------------------------------------------------------------------
+# Practice starters: the answer's signatures and docstrings, nothing else
+
+
+def _starter(question_id: str) -> str:
+    assert BANK is not None
+    from aiprep.quiz import starter_text
+
+    return starter_text(BANK, BANK.questions[question_id])
+
+
+@pytest.mark.parametrize("question_id", RUNNABLE, ids=str)
+def test_starter_keeps_signatures_and_drops_the_answer(question_id: str) -> None:
+    assert BANK is not None
+    from aiprep.starter import answer_names
+
+    starter = ast.parse(_starter(question_id))
+    module = BANK.questions[question_id]["solution"]
+    source = (BANK.root / "solutions" / Path(*module.split("."))).with_suffix(".py")
+    names = answer_names(ast.parse(source.read_text(encoding="utf-8")))
+    stubs = {n.name: n for n in starter.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    assert set(stubs) == set(names)  # no data, no checks, no helpers
+    assert not any(
+        isinstance(n, ast.ImportFrom) and (n.module or "").startswith(("solutions", "aiprep"))
+        for n in starter.body
+    )
+    for name, stub in stubs.items():
+        functions = [stub] if isinstance(stub, ast.FunctionDef) else stub.body
+        for fn in functions:
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            body = fn.body[1:] if ast.get_docstring(fn) else fn.body
+            assert len(body) == 1 and isinstance(body[0], ast.Raise), f"{name}: body kept"
+            assert ast.get_docstring(fn), f"{name}: docstring dropped"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question_id", RUNNABLE, ids=str)
+def test_starter_fails_the_checks(question_id: str, tmp_path: Path) -> None:
+    """A starter must fail: the same checks that pass the reference reject the stubs."""
+    assert BANK is not None
+    attempt = tmp_path / "starter.py"
+    attempt.write_text(_starter(question_id), encoding="utf-8")
+    result = run_solution(BANK.root, BANK.questions[question_id]["solution"], attempt=attempt)
+    assert not result.passed
+    assert result.status == "crash" and "NotImplementedError" in result.message, result.message

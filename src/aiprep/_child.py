@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
@@ -21,6 +22,71 @@ def _load_attempt(path: Path) -> ModuleType:
     sys.modules["attempt"] = module
     spec.loader.exec_module(module)
     return module
+
+
+class AttemptMismatch(Exception):
+    """The attempt does not define the answer's names with the reference's signatures."""
+
+
+def _check_signatures(solution: ModuleType, attempt: ModuleType, path: Path) -> None:
+    """Every name in ANSWER exists in the attempt and accepts the reference's parameters.
+
+    Raised before any data is made, so a typo costs a second, not a training run. Extra
+    parameters are fine when they have defaults.
+    """
+    for name in getattr(solution, "ANSWER", ()):
+        theirs = getattr(attempt, name, None)
+        if theirs is None:
+            raise AttemptMismatch(
+                f"{_display(path, 1)}: defines no {name!r} — the question needs "
+                f"{', '.join(solution.ANSWER)} (`aiprep practice` writes a starter)"
+            )
+        try:
+            want, got = inspect.signature(getattr(solution, name)), inspect.signature(theirs)
+        except (TypeError, ValueError):
+            continue
+        if not _accepts(got, want):
+            line = getattr(getattr(theirs, "__code__", None), "co_firstlineno", 1)
+            raise AttemptMismatch(
+                f"{_display(path, line)}: {name}{_plain(got)} does not match the question's "
+                f"{name}{_plain(want)} — keep the starter's parameters"
+            )
+
+
+def _accepts(got: inspect.Signature, want: inspect.Signature) -> bool:
+    params = list(got.parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in params) and any(
+        p.kind is p.VAR_POSITIONAL for p in params
+    ):
+        return True  # (*args, **kwargs) takes anything
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    want_order = [p.name for p in want.parameters.values() if p.kind in positional]
+    got_order = [p.name for p in params if p.kind in positional]
+    if got_order[: len(want_order)] != want_order:
+        return False  # the checks may pass arguments by position
+    by_name = {p.name: p for p in params}
+    for p in want.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name not in by_name:
+            return False
+        if p.kind is not p.KEYWORD_ONLY and by_name[p.name].kind is p.KEYWORD_ONLY:
+            return False
+    wanted = set(want.parameters)
+    return all(
+        p.name in wanted or p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        for p in params
+    )
+
+
+def _plain(sig: inspect.Signature) -> str:
+    """A signature without annotations: names and defaults are what must match."""
+    return str(
+        sig.replace(
+            parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+            return_annotation=sig.empty,
+        )
+    )
 
 
 def _where(tb: traceback.StackSummary, prefer: list[Path]) -> str:
@@ -50,21 +116,30 @@ def main() -> None:
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
     sys.path.insert(0, str(root))
     solution_file = root / "solutions" / Path(*module_name.split("."))
+    checking = False  # past loading: a traceback then helps to find the bug
     try:
         solution = importlib.import_module(f"solutions.{module_name}")
         impl = solution if attempt is None else _load_attempt(attempt)
+        if attempt is not None:
+            _check_signatures(solution, impl, attempt)
+        checking = True
         report = solution.check(impl)
         progress.emit("report", report=report.to_dict())
     except BaseException as e:  # report every failure, then exit non-zero
-        traceback.print_exc()
-        frames = traceback.extract_tb(e.__traceback__)
-        prefer = [p.resolve() for p in (attempt, solution_file.with_suffix(".py")) if p]
-        if isinstance(e, SyntaxError) and e.filename:
-            where, message = _display(Path(e.filename), e.lineno), str(e.msg)
+        if isinstance(e, AttemptMismatch):
+            where_message = str(e)
         else:
-            where = _where(frames, prefer)
-            message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        progress.emit("error", message=f"{where}: {type(e).__name__}: {message}".rstrip(": "))
+            if checking or attempt is None:
+                traceback.print_exc()
+            if isinstance(e, SyntaxError) and e.filename:
+                where, message = _display(Path(e.filename), e.lineno), str(e.msg)
+            else:
+                frames = traceback.extract_tb(e.__traceback__)
+                prefer = [p.resolve() for p in (attempt, solution_file.with_suffix(".py")) if p]
+                where = _where(frames, prefer)
+                message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            where_message = f"{where}: {type(e).__name__}: {message}".rstrip(": ")
+        progress.emit("error", message=where_message)
         sys.stderr.flush()
         os._exit(1)
     sys.stdout.flush()

@@ -205,45 +205,431 @@ def run(ctx: click.Context, question_id: str, timeout: float, as_json: bool, ver
     q = _question(bank, question_id)
     if not q["solution"]:
         raise BadInput(f"{question_id} is a {q['kind']} question without a runnable solution")
-    from aiprep.render import LiveProgress, report_tables
-    from aiprep.runner import run_solution
+    from aiprep.render import run_and_show
 
     # With --json, stdout carries only the JSON; progress still shows on a terminal's stderr.
     console = _console(stderr=as_json)
-    live = LiveProgress(
-        console, f"solutions.{q['solution']}", enabled=not as_json or console.is_terminal
+    result = run_and_show(
+        console,
+        bank.root,
+        q["solution"],
+        question_id,
+        timeout=timeout,
+        verbose=verbose,
+        live=not as_json or console.is_terminal,
+        show=not as_json,
     )
-    with live:
-        result = run_solution(
-            bank.root, q["solution"], timeout=timeout, verbose=verbose, on_event=live
+    if as_json:
+        _print_json(_run_json(question_id, q["solution"], result))
+    ctx.exit(0 if result.passed else 1)
+
+
+@cli.command()
+@click.argument("question_id", metavar="ID")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the starter (default: ./ID.py).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+def practice(ctx: click.Context, question_id: str, output: Path | None, force: bool) -> None:
+    """Write a starter file for a coding question: the answer's functions, bodies empty.
+
+    Signatures and docstrings come from the reference solution; the data and the checks
+    stay in aiprep. Fill the functions in, then run `aiprep verify ID PATH`.
+    """
+    bank = _bank(ctx)
+    q = _question(bank, question_id)
+    if not q["solution"]:
+        raise BadInput(f"{question_id} is a {q['kind']} question: there is no code to practise")
+    from aiprep.quiz import practice_filename, write_starter
+
+    path = output or Path(practice_filename(question_id))
+    try:
+        write_starter(bank, q, path, force=force)
+    except FileExistsError:
+        raise BadInput(f"{path} exists; pass --force to overwrite it, or -o another path") from None
+    except OSError as e:
+        raise BadInput(f"{path}: cannot write ({e.strerror})") from None
+    click.echo(f"wrote {path}")
+    click.echo(f"next: fill in the functions, then `aiprep verify {question_id} {path}`")
+
+
+@cli.command()
+@click.argument("question_id", metavar="ID")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--timeout", type=click.FloatRange(min=1), default=120, show_default=True, help="Seconds."
+)
+@click.option("--watch", is_flag=True, help="Verify again each time the file is saved.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Show TensorFlow's own logs and prints.")
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    question_id: str,
+    path: Path,
+    timeout: float,
+    watch: bool,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Check your attempt at a coding question with the reference solution's own checks.
+
+    PATH is a Python file defining the question's answer functions (start from
+    `aiprep practice ID`). The checks run in a child process, killed after --timeout
+    seconds. A pass records a Good review of the question. Exit 0 pass, 1 fail.
+    """
+    bank = _bank(ctx)
+    q = _question(bank, question_id)
+    if not q["solution"]:
+        raise BadInput(f"{question_id} is a {q['kind']} question: there is nothing to verify")
+    if watch and as_json:
+        raise BadInput("--watch and --json do not go together")
+    from aiprep.render import run_and_show
+
+    console = _console(stderr=as_json)
+    recorded = False
+
+    def once() -> bool:
+        nonlocal recorded
+        result = run_and_show(
+            console,
+            bank.root,
+            q["solution"],
+            question_id,
+            attempt=path,
+            timeout=timeout,
+            verbose=verbose,
+            live=not as_json or console.is_terminal,
+            show=not as_json,
         )
+        if as_json:
+            _print_json({**_run_json(question_id, q["solution"], result), "attempt": str(path)})
+        if result.passed and not recorded:
+            recorded = True
+            card = _record_good(question_id)
+            if not as_json:
+                console.print(f"recorded a good review; {question_id} is next due {card}")
+        return result.passed
+
+    passed = once()
+    if not watch:
+        ctx.exit(0 if passed else 1)
+    try:
+        while True:
+            console.print(
+                f"\nwatching {path}: save it to verify again, Ctrl-C to stop", style="dim"
+            )
+            _wait_for_change(path)
+            console.rule(f"{path} changed", style="dim")
+            once()
+    except KeyboardInterrupt:
+        console.print("stopped watching", style="dim")
+
+
+def _record_good(question_id: str) -> str:
+    from aiprep.quiz import _when
+    from aiprep.store import Store
+
+    with Store() as store:
+        card = store.rate(question_id, 3, source="verify")
+    return _when(card.due)
+
+
+def _wait_for_change(path: Path, interval: float = 0.3) -> None:
+    """Block until ``path``'s content changes (polling: no extra dependency, any editor)."""
+    import time
+
+    def stamp() -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None  # mid-save by an editor that replaces the file
+        return st.st_mtime_ns, st.st_size
+
+    before = stamp()
+    while True:
+        time.sleep(interval)
+        now = stamp()
+        if now is not None and now != before:
+            time.sleep(interval)  # let the write finish
+            return
+
+
+def _require_terminal(command: str) -> None:
+    if not sys.stdin.isatty():
+        raise BadInput(
+            f"`aiprep {command}` reads single keys and needs a terminal on stdin; "
+            "run it in a terminal (for data, see `aiprep stats --json`)"
+        )
+
+
+def _store() -> Any:
+    from aiprep.store import Store, StoreError
+
+    try:
+        return Store()
+    except StoreError as e:
+        raise BadInput(str(e)) from None
+
+
+@cli.command()
+@_filters
+@click.option(
+    "--new",
+    "new",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="At most this many never-seen questions after the due ones.",
+)
+@click.option("--lang", type=LANG_BOTH_CHOICE, default="en", show_default=True)
+@click.pass_context
+def quiz(
+    ctx: click.Context,
+    topic: tuple[str, ...],
+    kind: tuple[str, ...],
+    difficulty: tuple[str, ...],
+    tag: tuple[str, ...],
+    new: int,
+    lang: str,
+) -> None:
+    """Quiz yourself: due questions first (FSRS), then new ones; ratings saved as you go.
+
+    \b
+    Multiple choice: press the letters, Enter to answer; graded at once.
+    Other kinds: `a` to type an answer or just think, Enter to reveal the reference,
+    tick the key points you covered, then rate 1 again, 2 hard, 3 good, 4 easy.
+    Keys while a question is open: h hint, r run the reference solution,
+    p write a practice starter, s skip, q quit (Ctrl-C quits too).
+    """
+    _require_terminal("quiz")
+    bank = _bank(ctx)
+    records = _selected(bank, topic, kind, difficulty, tag)
+    from aiprep.quiz import Terminal, print_summary, run_quiz
+
+    console = _console()
+    with _store() as store:
+        term = Terminal(console)
+        with term.session():
+            session = run_quiz(term, bank, records, store, lang, new)
+        if not term.gone:  # a closed terminal: every rating is saved, nobody to tell
+            print_summary(console, session, store, [q["id"] for q in records])
+
+
+@cli.command()
+@click.option(
+    "--minutes",
+    type=click.IntRange(min=1, max=240),
+    default=30,
+    show_default=True,
+    help="Length of the interview.",
+)
+@_filters
+@click.option("--lang", type=LANG_BOTH_CHOICE, default="en", show_default=True)
+@click.option("--seed", type=int, default=None, help="Pick the same questions again.")
+@click.pass_context
+def mock(
+    ctx: click.Context,
+    minutes: int,
+    topic: tuple[str, ...],
+    kind: tuple[str, ...],
+    difficulty: tuple[str, ...],
+    tag: tuple[str, ...],
+    lang: str,
+    seed: int | None,
+) -> None:
+    """A timed mock interview: a mix of topics and kinds, one question at a time.
+
+    At least one coding and one strategy question (when the filters allow), a visible
+    countdown, the same keys as `aiprep quiz`; at the end, the time each question took,
+    your ratings and what to review next. Ratings count toward your progress.
+    """
+    _require_terminal("mock")
+    bank = _bank(ctx)
+    records = _selected(bank, topic, kind, difficulty, tag)
+    import random
+
+    from aiprep.quiz import Terminal, pick_mock, print_mock_summary, run_mock
+
+    console = _console()
+    with _store() as store:
+        queue = pick_mock(
+            records, store, minutes, seed if seed is not None else random.randrange(1 << 30)
+        )
+        if not queue:
+            raise BadInput("no questions match these filters")
+        console.print(
+            f"mock interview: {len(queue)} questions in {minutes} minutes; q or Ctrl-C ends it",
+            style="bold",
+        )
+        term = Terminal(console)
+        with term.session():
+            session, missed = run_mock(term, bank, queue, store, lang, minutes)
+        if not term.gone:
+            print_mock_summary(console, session, bank.questions, missed)
+
+
+def _selected(
+    bank: Bank,
+    topic: tuple[str, ...],
+    kind: tuple[str, ...],
+    difficulty: tuple[str, ...],
+    tag: tuple[str, ...],
+) -> list[Record]:
+    unknown = set(topic) - set(bank.topics)
+    if unknown:
+        names, known = ", ".join(sorted(unknown)), ", ".join(bank.topics)
+        raise BadInput(f"unknown topic {names}; topics: {known}")
+    return bank.select(topic, kind, difficulty, tag)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Your progress: per topic seen/total, due now, due this week, recall, streak."""
+    bank = _bank(ctx)
+    from aiprep.store import now
+    from aiprep.store import stats as compute
+
+    with _store() as store:
+        rows, streak = compute(store, {qid: qid.split(".")[0] for qid in bank.questions})
+        reviews = len(store.reviews(bank.questions))
+        cards = store.cards()
+    upcoming = sorted(c.due for qid, c in cards.items() if qid in bank.questions)
     if as_json:
         _print_json(
             {
-                "id": question_id,
-                "solution": q["solution"],
-                "status": result.status,
-                "passed": result.passed,
-                "message": result.message,
-                "wall_s": round(result.wall_s, 3),
-                "report": result.report.to_dict() if result.report else None,
+                "at": now().isoformat(),
+                "topics": [vars(r) for r in rows],
+                "total": {
+                    "questions": sum(r.total for r in rows),
+                    "seen": sum(r.seen for r in rows),
+                    "due_now": sum(r.due_now for r in rows),
+                    "due_week": sum(r.due_week for r in rows),
+                    "reviews": reviews,
+                },
+                "streak_days": streak,
+                "next_due": upcoming[0].isoformat() if upcoming else None,
             }
         )
-    elif result.report is None:
-        from rich.markup import escape
+        return
+    from rich.table import Table
 
-        console.print(f"[red]error:[/] {question_id}: {escape(result.message)}", soft_wrap=True)
-        if result.output_tail:
-            console.print(result.output_tail, style="dim", markup=False)
-    else:
-        report = result.report
-        console.print(report_tables(report))
-        passed = sum(c.passed for c in report.checks)
-        style = "green" if report.passed else "red"
-        console.print(
-            f"\n[{style}]{passed}/{len(report.checks)} checks passed[/] in {result.wall_s:.1f} s"
-        )
-    ctx.exit(0 if result.passed else 1)
+    table = Table(header_style="bold", show_edge=False)
+    for name in ("topic", "seen", "due now", "due this week", "recall"):
+        table.add_column(name, justify="left" if name == "topic" else "right")
+    for r in rows:
+        recall = f"{r.retrievability:.0%}" if r.retrievability is not None else "–"
+        table.add_row(r.topic, f"{r.seen}/{r.total}", str(r.due_now), str(r.due_week), recall)
+    table.add_section()
+    table.add_row(
+        "all",
+        f"{sum(r.seen for r in rows)}/{sum(r.total for r in rows)}",
+        str(sum(r.due_now for r in rows)),
+        str(sum(r.due_week for r in rows)),
+        "",
+    )
+    console = _console()
+    console.print(table)
+    from aiprep.quiz import _when
+
+    nxt = f" · next due {_when(upcoming[0])}" if upcoming else ""
+    console.print(f"\n{reviews} reviews · streak {streak} day(s){nxt}", style="dim")
+    console.print(
+        "recall: FSRS's estimated chance you would recall a seen question now", style="dim"
+    )
+
+
+@cli.group()
+def progress() -> None:
+    """Reset, export or import your progress (to move it to another machine)."""
+
+
+@progress.command()
+@click.option("--topic", multiple=True, help="Only this topic's cards (repeatable).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def reset(ctx: click.Context, topic: tuple[str, ...], yes: bool) -> None:
+    """Forget your ratings and review history (all, or of some topics)."""
+    ids: list[str] | None = None
+    what = "all your progress"
+    if topic:
+        bank = _bank(ctx)
+        _selected(bank, topic, (), (), ())
+        ids = [qid for qid in bank.questions if qid.split(".")[0] in topic]
+        what = f"your progress on {', '.join(topic)}"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput("reset needs confirmation: run it in a terminal or pass --yes")
+        click.confirm(f"Forget {what}? This cannot be undone", abort=True)
+    with _store() as store:
+        removed = store.reset(ids)
+    click.echo(f"forgot {removed} card(s)")
+
+
+@progress.command("export")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (default: standard output).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def export_progress(output: Path | None, force: bool) -> None:
+    """Write your cards and review log as JSON (read back by `progress import`)."""
+    from aiprep.store import dumps
+
+    with _store() as store:
+        text = dumps(store.export()) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists() and not force:
+        raise BadInput(f"{output} exists; pass --force to overwrite it")
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        import os
+
+        os.replace(tmp, output)
+    except OSError as e:
+        raise BadInput(f"{output}: cannot write ({e.strerror})") from None
+    click.echo(f"wrote {output}", err=True)
+
+
+@progress.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_progress(path: Path) -> None:
+    """Merge an export into your progress (reviews added; the newer card wins)."""
+    from aiprep.store import StoreError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadInput(f"{path}: not JSON ({e})") from None
+    with _store() as store:
+        try:
+            cards, reviews = store.import_(data, origin=str(path))
+        except StoreError as e:
+            raise BadInput(str(e)) from None
+    click.echo(f"imported {cards} card(s) and {reviews} review(s) from {path}")
+
+
+def _run_json(question_id: str, solution: str, result: Any) -> dict[str, Any]:
+    return {
+        "id": question_id,
+        "solution": solution,
+        "status": result.status,
+        "passed": result.passed,
+        "message": result.message,
+        "wall_s": round(result.wall_s, 3),
+        "report": result.report.to_dict() if result.report else None,
+    }
 
 
 def main() -> NoReturn:

@@ -13,7 +13,10 @@ from rich.text import Text
 from aiprep.bank import Record
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from aiprep.report import SolutionReport
+    from aiprep.runner import RunResult
 
 LANGS = ("en", "zh")
 
@@ -132,8 +135,55 @@ def report_tables(report: SolutionReport) -> RenderableType:
     checks.add_column("threshold")
     for c in report.checks:
         mark = "[green]PASS[/]" if c.passed else "[red]FAIL[/]"
-        checks.add_row(mark, c.name, format_value(c.value), c.rule)
+        name = Text(c.name)
+        if c.detail:  # expected vs got, the first differing values: shown under the name
+            name.append(f"\n{c.detail}", style="dim")
+        checks.add_row(mark, name, format_value(c.value), c.rule)
     return Group(metrics, Text(), checks) if report.metrics else checks
+
+
+def run_and_show(
+    console: Console,
+    root: Path,
+    module: str,
+    question_id: str,
+    *,
+    attempt: Path | None = None,
+    timeout: float = 120.0,
+    verbose: bool = False,
+    live: bool = True,
+    show: bool = True,
+) -> RunResult:
+    """Run a solution (or an attempt at it) with live progress, then print its report.
+
+    The one display of a run, shared by ``aiprep run``, ``aiprep verify`` and the quiz.
+    ``show=False`` keeps only the progress (the caller prints the result as JSON).
+    """
+    from rich.markup import escape
+
+    from aiprep.runner import run_solution
+
+    label = f"checks on {attempt.name}" if attempt else f"solutions.{module}"
+    with LiveProgress(console, label, enabled=live) as progress:
+        result = run_solution(
+            root, module, attempt=attempt, timeout=timeout, verbose=verbose, on_event=progress
+        )
+    if not show:
+        return result
+    if result.report is None:
+        console.print(f"[red]error:[/] {question_id}: {escape(result.message)}", soft_wrap=True)
+        # The traceback helps with a real bug, not with a function left unwritten.
+        if result.output_tail and ": NotImplementedError:" not in result.message:
+            console.print(result.output_tail, style="dim", markup=False)
+        return result
+    report = result.report
+    console.print(report_tables(report))
+    passed = sum(c.passed for c in report.checks)
+    style = "green" if report.passed else "red"
+    console.print(
+        f"\n[{style}]{passed}/{len(report.checks)} checks passed[/] in {result.wall_s:.1f} s"
+    )
+    return result
 
 
 _SHOWN_VALUES = 3

@@ -1,0 +1,561 @@
+"""The terminal quiz and the mock interview: single keys, FSRS ratings saved as they come.
+
+``Terminal`` owns the keyboard (cbreak mode, restored on every exit path) and the rich
+console. ``ask`` shows one question and returns the candidate's outcome; ``quiz`` and
+``mock`` build a queue, ask, and rate each answer in its own transaction, so quitting,
+Ctrl-C, a closed terminal or a crash never loses a rating already given.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import termios
+import time
+import tty
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.rule import Rule
+from rich.text import Text
+
+from aiprep.bank import Bank, Record
+from aiprep.store import RATINGS, Store, now
+
+LETTERS = "ABCDEFGHIJ"
+_RATING_STYLE = {1: "red", 2: "yellow", 3: "green", 4: "cyan"}
+_KEYS = "h hint · r run · p practice · s skip · q quit"
+_DIFFICULTY_ORDER = {"easy": 0, "medium": 1, "hard": 2}
+
+
+class Quit(Exception):
+    """The candidate quit (q, Ctrl-C, Ctrl-D) or the terminal went away."""
+
+
+class Terminal:
+    """Single-key input in cbreak mode and a rich console for output."""
+
+    def __init__(self, console: Console, fd: int | None = None) -> None:
+        self.console = console
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self._saved: list[Any] | None = None
+        self._pending: list[str] = []
+        self.gone = False  # the terminal was closed: nothing more can be shown
+
+    @contextmanager
+    def session(self) -> Iterator[Terminal]:
+        """cbreak mode for the session; the terminal's settings come back however it ends."""
+        self._saved = termios.tcgetattr(self.fd)
+
+        def hangup(signum: int, frame: Any) -> None:
+            self.gone = True
+            raise Quit
+
+        old_hup = signal.signal(signal.SIGHUP, hangup)
+        try:
+            tty.setcbreak(self.fd)
+            yield self
+        finally:
+            signal.signal(signal.SIGHUP, old_hup)
+            try:
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+            except termios.error:
+                pass  # the terminal is gone
+
+    def key(self, timeout: float | None = None) -> str | None:
+        """One key press (``None`` after ``timeout`` seconds). Ctrl-C and Ctrl-D quit.
+
+        Keys typed ahead (or pasted) are kept and returned one at a time.
+        """
+        if not self._pending:
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                return None
+            try:
+                data = os.read(self.fd, 64)
+            except OSError:
+                self.gone = True
+                raise Quit from None
+            if not data:
+                self.gone = True
+                raise Quit  # the terminal closed
+            if data.startswith(b"\x1b"):
+                return "esc"  # arrow keys and the like: one escape sequence, ignored
+            for char in data.decode("utf-8", "replace"):
+                if char in "\x03\x04":
+                    raise Quit
+                self._pending.append("enter" if char in "\r\n" else char)
+        return self._pending.pop(0)
+
+    def lines(self, prompt: str) -> str:
+        """Multi-line text typed by the candidate, ended by an empty line (echoed, editable)."""
+        assert self._saved is not None
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)  # cooked: echo, backspace
+        try:
+            self.console.print(prompt, style="dim")
+            out: list[str] = []
+            while True:
+                try:
+                    line = input()
+                except EOFError:
+                    break
+                if not line.strip():
+                    break
+                out.append(line)
+            return "\n".join(out)
+        except KeyboardInterrupt:
+            raise Quit from None
+        finally:
+            tty.setcbreak(self.fd)
+
+    def status(self, text: str) -> None:
+        """Redraw the status line in place (prompts, countdowns)."""
+        self._write("\r\x1b[2K" + text)
+
+    def end_status(self) -> None:
+        self._write("\n")
+
+    def _write(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            self.console.file.write(text)
+            self.console.file.flush()
+        except OSError:
+            self.gone = True  # the next key read ends the session
+
+
+# -----------------------------------------------------------------------------
+# Picking questions
+
+
+def pick(records: Sequence[Record], store: Store, at: datetime, new: int) -> list[Record]:
+    """Due cards first (most overdue first), then up to ``new`` never-seen questions.
+
+    New ones come easy first, in bank order within a difficulty, so a first session
+    starts gently.
+    """
+    cards = store.cards()
+    due = sorted(
+        (q for q in records if q["id"] in cards and cards[q["id"]].due <= at),
+        key=lambda q: cards[q["id"]].due,
+    )
+    fresh = [q for q in records if q["id"] not in cards]
+    fresh.sort(key=lambda q: _DIFFICULTY_ORDER.get(q["difficulty"], 1))
+    return due + fresh[:new]
+
+
+# -----------------------------------------------------------------------------
+# Asking one question
+
+
+@dataclass
+class Outcome:
+    question_id: str
+    rating: int | None  # None: skipped
+    seconds: float
+    hints: int = 0
+
+
+@dataclass
+class Asker:
+    """Asks questions on a terminal; ``deadline`` (monotonic) adds a countdown."""
+
+    term: Terminal
+    bank: Bank
+    lang: str
+    deadline: float | None = None
+    practice_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def console(self) -> Console:
+        return self.term.console
+
+    def _text(self, value: dict[str, str]) -> str:
+        return f"{value['en']}\n\n{value['zh']}" if self.lang == "both" else value[self.lang]
+
+    def _short(self, value: dict[str, str]) -> str:
+        return f"{value['en']} / {value['zh']}" if self.lang == "both" else value[self.lang]
+
+    def _clock(self) -> str:
+        if self.deadline is None:
+            return ""
+        left = max(0, int(self.deadline - time.monotonic()))
+        return f"⏱ {left // 60:02d}:{left % 60:02d}  "
+
+    def wait_key(self, prompt: str, allowed: str | Sequence[str]) -> str:
+        """Show ``prompt`` on the status line until one of ``allowed`` is pressed."""
+        self.term.status(self._clock() + prompt)
+        while True:
+            key = self.term.key(timeout=1.0 if self.deadline is not None else None)
+            if key is None:  # a countdown tick
+                self.term.status(self._clock() + prompt)
+                continue
+            if key in allowed:
+                self.term.end_status()
+                return key
+
+    def ask(self, q: Record, index: int, total: int, label: str) -> Outcome:
+        start = time.monotonic()
+        hints = 0
+        self.console.print()
+        self.console.print(Rule(f"[{index}/{total}] {q['id']}", align="left", style="cyan"))
+        meta = f"{q['kind']} · {q['difficulty']} · {label}"
+        self.console.print(Text(self._short(q["title"]), style="bold"), Text(meta, style="dim"))
+        self.console.print(Markdown(self._text(q["prompt"])))
+        multiple_choice = q["kind"] == "multiple-choice"
+        letters = LETTERS[: len(q["choices"])] if multiple_choice else ""
+        if multiple_choice:
+            for letter, choice in zip(letters, q["choices"], strict=False):
+                self.console.print(f"  {letter}. {escape(self._short(choice['text']))}")
+            self.console.print("pick every right choice: one or several", style="dim")
+        picked: set[str] = set()
+        typed = ""
+        while True:
+            if multiple_choice:
+                chosen = " ".join(sorted(picked)) or "none"
+                prompt = f"{letters[0]}-{letters[-1]} pick [{chosen}] · Enter answer · " + _KEYS
+                key = self.wait_key(prompt, [*letters, *letters.lower(), "enter", *"hrpsq"])
+            else:
+                prompt = "a type an answer · Enter reveal · " + _KEYS
+                key = self.wait_key(prompt, ["a", "enter", " ", *"hrpsq"])
+            if key == "q":
+                raise Quit
+            if key == "s":
+                self.console.print("skipped", style="dim")
+                return Outcome(q["id"], None, time.monotonic() - start, hints)
+            if key == "h":
+                hints = self._hint(q, hints)
+            elif key == "r":
+                self._run(q)
+            elif key == "p":
+                self._practice(q)
+            elif multiple_choice and key.upper() in letters:
+                picked ^= {key.upper()}
+            elif key == "a":
+                typed = self.term.lines("your answer (an empty line ends it):")
+            elif key in ("enter", " "):
+                if multiple_choice and not picked:
+                    continue
+                break
+        if multiple_choice:
+            rating = self._grade_choices(q, picked)
+            self.wait_key(
+                "any key for the next question", [*"abcdefghijklmnopqrstuvwxyz", "enter", " "]
+            )
+        else:
+            rating = self._reveal_and_rate(q, typed)
+        return Outcome(q["id"], rating, time.monotonic() - start, hints)
+
+    def _hint(self, q: Record, shown: int) -> int:
+        if shown >= len(q["hints"]):
+            self.console.print("no more hints", style="dim")
+            return shown
+        text = self._text(q["hints"][shown])
+        self.console.print(f"[yellow]hint {shown + 1}/{len(q['hints'])}:[/] {escape(text)}")
+        return shown + 1
+
+    def _run(self, q: Record) -> None:
+        if not q["solution"]:
+            self.console.print("this question has no runnable solution", style="dim")
+            return
+        from aiprep.render import run_and_show
+
+        run_and_show(self.console, self.bank.root, q["solution"], q["id"])
+
+    def _practice(self, q: Record) -> None:
+        if not q["solution"]:
+            self.console.print("this question has no code to practise", style="dim")
+            return
+        path = self.practice_dir / practice_filename(q["id"])
+        # soft_wrap: paths and commands stay on one line, to copy and paste
+        if path.exists():
+            self.console.print(f"{path} exists already (kept)", style="dim", soft_wrap=True)
+        else:
+            write_starter(self.bank, q, path)
+            self.console.print(f"wrote {path}", soft_wrap=True)
+        command = f"aiprep verify {q['id']} {path}"
+        self.console.print(f"check it with: {command}", style="dim", soft_wrap=True)
+
+    def _grade_choices(self, q: Record, picked: set[str]) -> int:
+        correct = {letter for letter, c in zip(LETTERS, q["choices"], strict=False) if c["correct"]}
+        right = picked == correct
+        for letter, choice in zip(LETTERS, q["choices"], strict=False):
+            mark = "[green]✓[/]" if choice["correct"] else "[red]✗[/]"
+            you = "›" if letter in picked else " "
+            self.console.print(f"{you} {mark} {letter}. {escape(self._short(choice['text']))}")
+            self.console.print(f"      {escape(self._text(choice['why']))}", style="dim")
+        if right:
+            self.console.print("[green]correct[/] — rated good")
+            return 3
+        answer = " ".join(sorted(correct))
+        self.console.print(f"[red]not quite[/]: the answer is {answer} — rated again")
+        return 1
+
+    def _reveal_and_rate(self, q: Record, typed: str) -> int:
+        if typed:
+            self.console.print(Text("your answer", style="bold"))
+            self.console.print(Text(typed), style="dim")
+        self.console.print(Text("reference answer", style="bold green"))
+        self.console.print(Markdown(self._text(q["answer"])))
+        points = q["key_points"]
+        ticked: set[int] = set()
+        if points:
+            self.console.print(Text("key points", style="bold green"))
+            for i, point in enumerate(points, 1):
+                self.console.print(f"  {i}. ☐ {escape(self._short(point))}")
+            numbers = [str(i) for i in range(1, len(points) + 1)]
+            while True:
+                got = " ".join(str(i) for i in sorted(ticked)) or "none"
+                key = self.wait_key(
+                    f"tick the points you covered (1-{len(points)}), Enter when done [{got}]",
+                    [*numbers, "enter", "q"],
+                )
+                if key == "q":
+                    raise Quit
+                if key == "enter":
+                    break
+                ticked ^= {int(key)}
+            self.console.print(f"covered {len(ticked)}/{len(points)} key points")
+        share = len(ticked) / len(points) if points else 1.0
+        suggested = 3 if share == 1 else 2 if share >= 0.5 else 1
+        key = self.wait_key(
+            "rate: 1 again · 2 hard · 3 good · 4 easy · Enter "
+            f"{RATINGS[suggested]} (suggested) · q quit",
+            ["1", "2", "3", "4", "enter", "q"],
+        )
+        if key == "q":
+            raise Quit
+        rating = suggested if key == "enter" else int(key)
+        self.console.print(f"rated [{_RATING_STYLE[rating]}]{RATINGS[rating]}[/]")
+        return rating
+
+
+# -----------------------------------------------------------------------------
+# Practice starters (shared with ``aiprep practice``)
+
+
+def practice_filename(question_id: str) -> str:
+    return f"{question_id}.py"
+
+
+def starter_text(bank: Bank, q: Record) -> str:
+    from aiprep.starter import build_starter
+
+    header = (
+        f"Practice: {q['title']['en']} / {q['title']['zh']}\n\n"
+        f"Write the functions below (keep their names and parameters), then check them:\n\n"
+        f"    aiprep verify {q['id']} <this file>\n\n"
+        f"`aiprep show {q['id']}` prints the question; the checks are the reference's own.\n"
+    )
+    return build_starter(bank.root, q["solution"], header)
+
+
+def write_starter(bank: Bank, q: Record, path: Path, *, force: bool = False) -> None:
+    """Write the starter atomically; refuses to overwrite unless ``force``."""
+    if path.exists() and not force:
+        raise FileExistsError(path)
+    text = starter_text(bank, q)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -----------------------------------------------------------------------------
+# Sessions
+
+
+@dataclass
+class Session:
+    """What happened in one quiz or mock session (for the summary)."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def rated(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.rating is not None]
+
+
+def run_quiz(
+    term: Terminal, bank: Bank, records: Sequence[Record], store: Store, lang: str, new: int
+) -> Session:
+    """Ask the due and new questions among ``records``; each rating saved at once."""
+    session = Session()
+    queue = pick(records, store, now(), new)
+    console = term.console
+    if not queue:
+        console.print("nothing due and no new questions with these filters", style="dim")
+        return session
+    due = sum(1 for q in queue if store.card(q["id"]) is not None)
+    console.print(f"{len(queue)} question(s): {due} due, {len(queue) - due} new", style="dim")
+    asker = Asker(term, bank, lang)
+    try:
+        for i, q in enumerate(queue, 1):
+            label = "due" if store.card(q["id"]) is not None else "new"
+            outcome = asker.ask(q, i, len(queue), label)
+            session.outcomes.append(outcome)
+            if outcome.rating is not None:
+                store.rate(
+                    q["id"], outcome.rating, duration_ms=int(outcome.seconds * 1000), source="quiz"
+                )
+    except (Quit, KeyboardInterrupt):
+        term.end_status()
+    return session
+
+
+def print_summary(console: Console, session: Session, store: Store, ids: Sequence[str]) -> None:
+    counts = Counter(o.rating for o in session.rated)
+    skipped = len(session.outcomes) - len(session.rated)
+    ratings = " · ".join(f"{RATINGS[r]} {counts[r]}" for r in RATINGS)
+    console.print()
+    console.print(
+        f"[bold]session:[/] answered {len(session.rated)} · {ratings} · skipped {skipped}"
+    )
+    cards = store.cards()
+    upcoming = sorted((cards[i].due, i) for i in ids if i in cards)
+    if upcoming:
+        due, qid = upcoming[0]
+        console.print(f"next due: {_when(due)} ({qid}); progress saved")
+    else:
+        console.print("progress saved")
+
+
+def _when(moment: datetime) -> str:
+    delta = moment - now()
+    local = moment.astimezone()
+    if delta <= timedelta(0):
+        return "now"
+    if delta < timedelta(days=1):
+        return local.strftime(
+            "%H:%M today" if local.date() == now().astimezone().date() else "%H:%M tomorrow"
+        )
+    return local.strftime("%Y-%m-%d")
+
+
+# -----------------------------------------------------------------------------
+# Mock interview
+
+
+def _topic(q: Record) -> str:
+    return str(q["id"]).split(".", 1)[0]
+
+
+def pick_mock(records: Sequence[Record], store: Store, minutes: int, seed: int) -> list[Record]:
+    """A mix for ``minutes``: at least one coding and one strategy question, then a spread
+    of topics and kinds, preferring questions due or never seen.
+
+    About one question per six minutes (at least three).
+    """
+    import random
+
+    rng = random.Random(seed)
+    count = max(3, minutes // 6)
+    cards = store.cards()
+    at = now()
+
+    def weight(q: Record) -> float:
+        card = cards.get(q["id"])
+        return rng.random() + (1.0 if card is None or card.due <= at else 0.0)
+
+    pool = sorted(records, key=weight, reverse=True)
+    chosen: list[Record] = []
+    musts: list[Callable[[Record], bool]] = [
+        lambda q: q["kind"] in ("coding", "debug"),
+        lambda q: _topic(q) == "strategy",
+    ]
+    for must in musts:
+        for q in pool:
+            if must(q) and q not in chosen:
+                chosen.append(q)
+                break
+    seen_topics = {_topic(q) for q in chosen}
+    seen_kinds = {q["kind"] for q in chosen}
+    for q in pool:  # new topics and kinds first
+        if len(chosen) >= count:
+            break
+        if q not in chosen and (_topic(q) not in seen_topics or q["kind"] not in seen_kinds):
+            chosen.append(q)
+            seen_topics.add(_topic(q))
+            seen_kinds.add(q["kind"])
+    for q in pool:
+        if len(chosen) >= count:
+            break
+        if q not in chosen:
+            chosen.append(q)
+    return chosen[:count]
+
+
+def run_mock(
+    term: Terminal,
+    bank: Bank,
+    queue: Sequence[Record],
+    store: Store,
+    lang: str,
+    minutes: float,
+) -> tuple[Session, list[Record]]:
+    """Ask ``queue`` against the clock; returns the session and the questions not reached."""
+    session = Session()
+    deadline = time.monotonic() + minutes * 60
+    asker = Asker(term, bank, lang, deadline=deadline)
+    reached = 0
+    try:
+        for i, q in enumerate(queue, 1):
+            if time.monotonic() >= deadline:
+                term.console.print("[bold red]time is up[/]")
+                break
+            reached = i
+            outcome = asker.ask(q, i, len(queue), "mock")
+            session.outcomes.append(outcome)
+            if outcome.rating is not None:
+                store.rate(
+                    q["id"], outcome.rating, duration_ms=int(outcome.seconds * 1000), source="mock"
+                )
+    except (Quit, KeyboardInterrupt):
+        term.end_status()
+    return session, list(queue[reached:])
+
+
+def print_mock_summary(
+    console: Console, session: Session, records: dict[str, Record], missed: Sequence[Record]
+) -> None:
+    from rich.table import Table
+
+    table = Table(title="mock interview", title_justify="left", header_style="bold")
+    table.add_column("question")
+    table.add_column("kind")
+    table.add_column("time", justify="right")
+    table.add_column("hints", justify="right")
+    table.add_column("rating")
+    for o in session.outcomes:
+        rating = (
+            f"[{_RATING_STYLE[o.rating]}]{RATINGS[o.rating]}[/]" if o.rating else "[dim]skipped[/]"
+        )
+        minutes, seconds = divmod(int(o.seconds), 60)
+        table.add_row(
+            o.question_id,
+            records[o.question_id]["kind"],
+            f"{minutes}:{seconds:02d}",
+            str(o.hints),
+            rating,
+        )
+    for q in missed:
+        table.add_row(q["id"], q["kind"], "–", "–", "[dim]not reached[/]")
+    console.print()
+    console.print(table)
+    review = [o.question_id for o in session.outcomes if o.rating in (None, 1, 2)]
+    review += [q["id"] for q in missed]
+    if review:
+        console.print("[bold]review next:[/] " + ", ".join(review))
+        console.print(f"  e.g. aiprep show {review[0]} --answer", style="dim")
+    else:
+        console.print("[bold green]all answered well[/]: try a longer mock or harder questions")
