@@ -398,19 +398,32 @@ def run_quiz(
         return session
     due = sum(1 for q in queue if store.card(q["id"]) is not None)
     console.print(f"{len(queue)} question(s): {due} due, {len(queue) - due} new", style="dim")
-    asker = Asker(term, bank, lang)
+    labels = ["due" if store.card(q["id"]) is not None else "new" for q in queue]
+    _ask_all(Asker(term, bank, lang), queue, labels, store, session, "quiz")
+    return session
+
+
+def _ask_all(
+    asker: Asker,
+    queue: Sequence[Record],
+    labels: Sequence[str],
+    store: Store,
+    session: Session,
+    source: str,
+) -> None:
+    """Ask in order, saving each rating at once; stops at quit or the asker's deadline."""
     try:
-        for i, q in enumerate(queue, 1):
-            label = "due" if store.card(q["id"]) is not None else "new"
+        for i, (q, label) in enumerate(zip(queue, labels, strict=True), 1):
+            if asker.deadline is not None and time.monotonic() >= asker.deadline:
+                asker.console.print("[bold red]time is up[/]")
+                break
             outcome = asker.ask(q, i, len(queue), label)
             session.outcomes.append(outcome)
             if outcome.rating is not None:
-                store.rate(
-                    q["id"], outcome.rating, duration_ms=int(outcome.seconds * 1000), source="quiz"
-                )
+                ms = int(outcome.seconds * 1000)
+                store.rate(q["id"], outcome.rating, duration_ms=ms, source=source)
     except (Quit, KeyboardInterrupt):
-        term.end_status()
-    return session
+        asker.term.end_status()
 
 
 def print_summary(console: Console, session: Session, store: Store, ids: Sequence[str]) -> None:
@@ -505,24 +518,9 @@ def run_mock(
 ) -> tuple[Session, list[Record]]:
     """Ask ``queue`` against the clock; returns the session and the questions not reached."""
     session = Session()
-    deadline = time.monotonic() + minutes * 60
-    asker = Asker(term, bank, lang, deadline=deadline)
-    reached = 0
-    try:
-        for i, q in enumerate(queue, 1):
-            if time.monotonic() >= deadline:
-                term.console.print("[bold red]time is up[/]")
-                break
-            reached = i
-            outcome = asker.ask(q, i, len(queue), "mock")
-            session.outcomes.append(outcome)
-            if outcome.rating is not None:
-                store.rate(
-                    q["id"], outcome.rating, duration_ms=int(outcome.seconds * 1000), source="mock"
-                )
-    except (Quit, KeyboardInterrupt):
-        term.end_status()
-    return session, list(queue[reached:])
+    asker = Asker(term, bank, lang, deadline=time.monotonic() + minutes * 60)
+    _ask_all(asker, queue, ["mock"] * len(queue), store, session, "mock")
+    return session, list(queue[len(session.outcomes) :])  # the one quit on is not answered
 
 
 def print_mock_summary(
