@@ -1,0 +1,273 @@
+"""Debugging the seed's ``bert_text_classification``: a crash, no classifier, no evaluation.
+
+The seed wraps a pretrained ``TFBertModel`` in a Keras model and fits it. It crashes at
+``tf.keras.Model(inputs=inputs.input, ...)``: the tokenizer returns a ``BatchEncoding``
+(a dict of token-id tensors), which has no ``.input`` (AttributeError); and passing the
+encoding itself fails too (ValueError), because a functional model is built from
+symbolic ``keras.Input`` placeholders, not from tensors of data. Past the crash it is
+still no classifier: the [CLS] hidden state (768 numbers in bert-base) is used as the
+class scores with no head, under a loss that expects probabilities, and the model is
+scored on the texts it was trained on. The fixed ``build_classifier`` adds a
+``Dense(num_labels)`` head on [CLS] over ``keras.Input`` placeholders, and the fixed
+``bert_text_classification`` trains it with ``from_logits=True`` and predicts held-out
+texts, which it classifies well above the bag-of-words ceiling. A small tokenizer and
+BERT built here stand in for the seed's ``from_pretrained`` downloads (no network).
+"""
+
+from __future__ import annotations
+
+import traceback
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from transformers import BertConfig, BertTokenizerFast, TFBertModel
+
+from aiprep import progress
+from aiprep.report import SolutionReport, print_check_of
+from aiprep.seed_code import describe, raised
+from aiprep.synthetic import Split
+from aiprep.synthetic.text import negation_sentences
+from solutions.nlp.bert_text_classifier import VOCAB_SIZE, train_tokenizer
+
+SEED = 0
+NUM_LABELS = 2
+EPOCHS = 7
+LEARNING_RATE = 1e-3  # the stand-in BERT is untrained; a pretrained one takes 2e-5 to 5e-5
+
+# The seed's code (004, "实现一个基于BERT的文本分类任务"), verbatim.
+ORIGINAL = """
+import tensorflow as tf
+from transformers import BertTokenizer, TFBertModel
+
+tokenizer = BertTokenizer.from_pretrained('bert-base-uncased')
+bert_model = TFBertModel.from_pretrained('bert-base-uncased')
+
+def bert_text_classification(texts, labels, batch_size=32):
+    inputs = tokenizer(texts, padding=True, truncation=True, return_tensors='tf')
+    outputs = bert_model(inputs)
+    logits = outputs.last_hidden_state[:, 0, :]
+
+    model = tf.keras.Model(inputs=inputs.input, outputs=logits)
+    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+
+    model.fit(inputs, labels, batch_size=batch_size, epochs=3)
+
+    predicted_labels = model.predict(inputs).argmax(axis=1)
+    return predicted_labels
+"""
+
+# The functions a candidate writes; check(impl) calls only these on impl.
+ANSWER = ("build_classifier", "bert_text_classification")
+
+# -----------------------------------------------------------------------------
+# The answer: a classification head on BERT, trained and evaluated on held-out texts
+
+
+def build_classifier(bert_model: TFBertModel, num_labels: int) -> keras.Model:
+    """A Keras model: BERT, then a linear head on the final [CLS] vector.
+
+    Inputs: ``[input_ids, attention_mask]``, each (B, T) int32 (0 in the mask on
+    [PAD]). Output: (B, num_labels) float32 LOGITS. ``bert_model``'s weights are shared
+    (not copied), so fitting the result fine-tunes BERT too.
+    """
+    # Fix: a functional model is built from symbolic placeholders, not from data tensors
+    # (the seed's `inputs.input` does not exist; `inputs` itself would be data).
+    input_ids = keras.Input((None,), dtype="int32", name="input_ids")  # (B, T)
+    attention_mask = keras.Input((None,), dtype="int32", name="attention_mask")  # (B, T)
+    hidden = bert_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    cls = hidden[:, 0, :]  # (B, H) the [CLS] position, H = 768 in bert-base
+    # Fix: H hidden features are not H class scores; a Dense layer maps them to logits.
+    logits = keras.layers.Dense(num_labels, name="classifier")(cls)  # (B, num_labels)
+    return keras.Model([input_ids, attention_mask], logits)
+
+
+def bert_text_classification(
+    tokenizer: BertTokenizerFast,
+    classifier: keras.Model,
+    train_texts: list[str],
+    train_labels: np.ndarray,
+    test_texts: list[str],
+    *,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Fine-tune ``classifier`` (from ``build_classifier``) on ``train_texts`` (list of str)
+    with int ``train_labels`` (N,), then predict ``test_texts``, texts it never saw.
+
+    Returns the predicted labels of ``test_texts``: (len(test_texts),) int.
+    """
+
+    def encode(texts: list[str]) -> list[np.ndarray]:  # [ids, mask], each (N, T) int32
+        enc = tokenizer(texts, padding=True, truncation=True, return_tensors="np")
+        return [enc["input_ids"].astype(np.int32), enc["attention_mask"].astype(np.int32)]
+
+    optimizer = keras.optimizers.Adam(learning_rate)
+    # Create Adam's slots now: a tf.function that creates variables is traced twice.
+    optimizer.build(classifier.trainable_variables)
+    # Fix: the model outputs logits, so the loss must apply the softmax itself.
+    classifier.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    classifier.fit(
+        encode(train_texts),
+        np.asarray(train_labels, np.int32),
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[progress.keras_callback("fine-tune BERT classifier")],
+    )
+    # Fix: predict texts held out from training; accuracy on the training texts says
+    # nothing about generalisation (the seed fit and predicted the same `inputs`).
+    logits = classifier.predict(encode(test_texts), batch_size=256, verbose=0)  # (N, C)
+    return logits.argmax(axis=-1)
+
+
+# -----------------------------------------------------------------------------
+# Stand-ins for the downloads, the seed's failures, and the measurement
+
+
+def make_data(seed: int = SEED) -> Split:
+    """1024 train / 256 test sentences (NumPy str arrays), int labels in {0, 1}.
+
+    The label depends on which word "not" modifies, so a bag of words tops out at 0.75.
+    """
+    return negation_sentences(n_train=1024, n_test=256, seed=seed)
+
+
+def stand_in_bert(vocab_size: int) -> TFBertModel:
+    """A small, randomly initialised ``TFBertModel`` in place of ``bert-base-uncased``."""
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,  # bert-base: 768
+        num_hidden_layers=1,  # bert-base: 12; one layer learns this task, and traces fast
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=32,
+        hidden_dropout_prob=0.0,  # deterministic, and no overfitting in 7 short epochs
+        attention_probs_dropout_prob=0.0,
+        initializer_range=0.1,  # ~1/sqrt(64); see nlp.bert_text_classifier
+    )
+    bert = TFBertModel(config)
+    # Not converted by AutoGraph: transformers' Python has no tensor-dependent control
+    # flow, and converting it costs seconds per trace on this CPU (the test harness's
+    # choice, not part of the answer).
+    bert.call = tf.autograph.experimental.do_not_convert(bert.call)
+    return bert
+
+
+def run_original(
+    source: str, tokenizer: BertTokenizerFast, bert: TFBertModel, data: Split
+) -> tuple[BaseException | None, str]:
+    """Exec the seed's code and call its function; the exception and the seed line raising it.
+
+    No network: the two ``from_pretrained`` downloads are replaced by our small tokenizer
+    and BERT (same classes' APIs), and ``tf.keras`` is pointed at tf_keras (this project's
+    Keras, the one transformers' TF models work with). The seed gives no data; eight of
+    our training sentences and labels are the call's arguments.
+    """
+    seed_lines = source.splitlines()  # the replacements below keep the line numbers
+    source = (
+        source.replace("from transformers import BertTokenizer, TFBertModel", "")
+        .replace("tokenizer = BertTokenizer.from_pretrained('bert-base-uncased')", "")
+        .replace("bert_model = TFBertModel.from_pretrained('bert-base-uncased')", "")
+        .replace("tf.keras", "keras")
+    )
+    namespace: dict[str, object] = {"tf": tf, "keras": keras, "tokenizer": tokenizer}
+    namespace["bert_model"] = bert
+    try:
+        exec(compile(source, "<seed>", "exec"), namespace)  # noqa: S102 -- the seed's code
+        func = namespace["bert_text_classification"]
+        func(data.x_train[:8].tolist(), data.y_train[:8])  # type: ignore[operator]
+    except Exception as error:  # noqa: BLE001 -- which error is what we measure
+        seed_frames = [
+            f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<seed>"
+        ]
+        line = seed_lines[seed_frames[-1].lineno - 1].strip() if seed_frames else ""
+        return error, line
+    return None, ""
+
+
+def check(impl: object) -> SolutionReport:
+    """The seed's two failures; then impl's classifier: logits shape, held-out accuracy."""
+    report = SolutionReport(solution="nlp.fix_seed_bert_classification_function")
+    data = make_data()
+    train_texts, test_texts = data.x_train.tolist(), data.x_test.tolist()
+    tokenizer = train_tokenizer(train_texts, VOCAB_SIZE)  # WordPiece, as in bert_text_classifier
+    keras.utils.set_random_seed(SEED)
+    bert = stand_in_bert(len(tokenizer))
+
+    # 1. The seed as written, then with `inputs.input` replaced by `inputs`.
+    first, first_line = run_original(ORIGINAL, tokenizer, bert, data)
+    second, second_line = run_original(
+        ORIGINAL.replace("inputs=inputs.input", "inputs=inputs"), tokenizer, bert, data
+    )
+    report.metric("original error", f"{type(first).__name__} at `{first_line}`")
+    # (The message goes on to print the data tensor it got; cut there.)
+    report.metric("with inputs=inputs", describe(second, "Expecting KerasTensor").split(" Got:")[0])
+    report.metric("seed's [CLS] 'logits' width", int(bert.config.hidden_size))
+    report.check(
+        "original raises AttributeError",
+        raised(first, AttributeError, "") * float("inputs.input" in first_line),
+        "==",
+        1,
+        "a BatchEncoding (dict of token tensors) has no .input",
+    )
+    report.check(
+        "original with inputs=inputs raises ValueError",
+        raised(second, ValueError, "Expecting KerasTensor"),
+        "==",
+        1,
+        "a functional model needs keras.Input placeholders, not data tensors",
+    )
+
+    # 2. The fix: (B, num_labels) logits, then fine-tuning scored on held-out texts.
+    classifier = impl.build_classifier(bert, NUM_LABELS)  # type: ignore[attr-defined]
+    enc = tokenizer(test_texts[:4], padding=True, return_tensors="np")
+    sample = [enc["input_ids"].astype(np.int32), enc["attention_mask"].astype(np.int32)]
+    shape = tuple(np.shape(classifier(sample, training=False)))
+    report.metric("classifier output shape for 4 texts", str(shape))
+    report.check(
+        "classifier outputs (B, num_labels) logits",
+        float(shape == (4, NUM_LABELS)),
+        "==",
+        1,
+        f"one score per class, not the {bert.config.hidden_size}-wide [CLS] hidden state",
+    )
+    if shape != (4, NUM_LABELS):
+        return report  # not a classifier: nothing to train
+
+    predicted = np.asarray(
+        impl.bert_text_classification(  # type: ignore[attr-defined]
+            tokenizer,
+            classifier,
+            train_texts,
+            data.y_train,
+            test_texts,
+            epochs=EPOCHS,
+            learning_rate=LEARNING_RATE,
+        )
+    )
+    report.check(
+        "one prediction per held-out text",
+        float(predicted.shape == (len(test_texts),)),
+        "==",
+        1,
+        f"{len(test_texts)} test texts, {len(train_texts)} training texts",
+    )
+    if predicted.shape != (len(test_texts),):
+        return report
+    test_acc = float((predicted == data.y_test).mean())
+    report.metric("held-out accuracy", test_acc)
+    report.metric("chance accuracy", 1.0 / NUM_LABELS)
+    report.check(
+        "held-out accuracy",
+        test_acc,
+        ">=",
+        0.85,
+        "BERT + head learns the negation task (bag-of-words ceiling 0.75, chance 0.5)",
+    )
+    return report
+
+
+if __name__ == "__main__":
+    print_check_of(__name__)

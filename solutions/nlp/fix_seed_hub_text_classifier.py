@@ -1,0 +1,233 @@
+"""Debugging the seed's TF-Hub text classifier: a SavedModel is not a Keras model.
+
+The seed loads BERT with ``hub.load(url)`` and calls ``model.fit`` and ``model.predict``
+on the result. ``hub.load`` is ``tf.saved_model.load`` (plus a download): it returns the
+restored SavedModel object, whose ``__call__`` computes but which has no ``fit`` or
+``predict``, so training raises ``AttributeError``. Its ``preprocess_text`` is never
+called, and it returns lists of lower-cased words, while BERT needs WordPiece ids with
+``[CLS]``/``[SEP]`` and an attention mask; ``x_train`` is never defined. Offline, the
+check saves a tiny ``tf.Module`` with ``tf.saved_model.save`` and runs the seed against
+what ``tf.saved_model.load`` gives back, which fails exactly like ``hub.load``. The fix
+tokenises with a WordPiece tokenizer, wraps the encoder (a small BERT built locally,
+standing in for the hub download) as one layer of a Keras model with a classification
+head, and that model's ``fit``/``predict`` learn a sentiment task to >= 90% test accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from aiprep import progress
+from aiprep.report import SolutionReport, print_check_of
+from aiprep.seed_code import describe, raised
+from aiprep.synthetic import Split
+from aiprep.synthetic.text import negation_sentences
+from solutions.nlp.bert_text_classifier import (  # noqa: F401  (train_tokenizer: part of the answer)
+    build_model,
+    train_tokenizer,
+)
+from solutions.training.fix_seed_hub_image_classifier import restored_saved_model, run_seed
+
+SEED = 0
+VOCAB_SIZE = 200  # WordPiece target size, as in nlp.bert_text_classifier
+MAX_LEN = 16  # [CLS] + up to 13 words + [SEP], padded
+EPOCHS = 6
+BATCH_SIZE = 32
+LEARNING_RATE = 2e-3
+
+# The seed's code (003, "算法编程题 1：文本分类"), verbatim.
+ORIGINAL = """
+import tensorflow as tf
+import tensorflow_hub as hub
+
+# 加载预训练模型
+model = hub.load("https://tfhub.dev/google/bert_uncased_L-12_H-768_A-12/1")
+
+# 数据预处理
+def preprocess_text(texts):
+    return [text.lower().split() for text in texts]
+
+# 训练
+model.fit(x_train, y_train, epochs=3, batch_size=32, validation_data=(x_val, y_val))
+
+# 预测
+predictions = model.predict(x_test)
+
+# 输出预测结果
+for text, prediction in zip(x_test, predictions):
+    print(f"Text: {text}, Prediction: {prediction}")
+"""
+
+# The functions a candidate writes; check(impl) calls only these on impl.
+ANSWER = ("train_tokenizer", "preprocess_text", "build_classifier")
+
+# -----------------------------------------------------------------------------
+# The answer: proper tokenisation, and the encoder inside a Keras model with a head
+
+
+def preprocess_text(tokenizer: object, texts: list[str], max_len: int) -> dict[str, np.ndarray]:
+    """BERT inputs for ``texts`` (list of str), from a WordPiece ``tokenizer``.
+
+    Returns ``input_ids`` ([CLS] pieces [SEP] [PAD]...) and ``attention_mask`` (1 on real
+    tokens, 0 on [PAD]), each (N, max_len) int32: what a BERT encoder takes, not words.
+    """
+    enc = tokenizer(texts, padding="max_length", max_length=max_len, truncation=True)  # type: ignore[operator]
+    return {k: np.asarray(enc[k], np.int32) for k in ("input_ids", "attention_mask")}
+
+
+class EncoderLayer(keras.layers.Layer):
+    """An encoder as one trainable Keras layer (what ``hub.KerasLayer`` does for a hub model).
+
+    dict of ``input_ids`` and ``attention_mask`` (B, T) int32 -> pooled [CLS] vector (B, H).
+    """
+
+    def __init__(self, encoder: keras.layers.Layer, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.encoder = encoder  # its weights are tracked: fine-tuned with the head
+
+    # The transformers code needs no AutoGraph; converting it would only slow each trace.
+    @tf.autograph.experimental.do_not_convert
+    def call(self, inputs: dict[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+        out = self.encoder(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            training=training,
+        )
+        return out.pooler_output  # (B, H): tanh(dense([CLS] vector))
+
+
+def build_classifier(encoder: keras.layers.Layer, max_len: int, num_labels: int) -> keras.Model:
+    """A compiled Keras classifier around ``encoder``, a BERT main layer (called with
+    ``input_ids``/``attention_mask``, output with ``.pooler_output`` (B, H)).
+
+    Input: dict ``input_ids``, ``attention_mask`` (B, max_len) int32 (from ``preprocess_text``).
+    Output: logits (B, num_labels) float32. ``fit`` fine-tunes encoder and head together.
+    """
+    inputs = {
+        name: keras.Input((max_len,), dtype="int32", name=name)
+        for name in ("input_ids", "attention_mask")
+    }
+    pooled = EncoderLayer(encoder)(inputs)  # (B, H)
+    logits = keras.layers.Dense(num_labels)(pooled)  # (B, num_labels): the new task's head
+    model = keras.Model(inputs, logits)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+# -----------------------------------------------------------------------------
+# Data, the seed's failure, and the measurement
+
+
+def make_data(seed: int = SEED) -> Split:
+    """512 train / 256 test sentences (str arrays (N,)), sentiment labels in {0, 1}.
+
+    No negations (unlike nlp.bert_text_classifier): the point here is a pipeline that
+    trains, not word order, so the task stays small.
+    """
+    return negation_sentences(
+        n_train=512, n_test=256, seed=seed, p_negated=0.0, p_aside_negated=0.0
+    )
+
+
+def original_error(data: Split) -> tuple[BaseException | None, dict[str, object]]:
+    """Run the seed with ``hub.load`` returning ``tf.saved_model.load`` of a local tiny
+    SavedModel (what hub.load does after downloading; no network, tensorflow_hub is not
+    installed). The seed defines no data: small slices of ours stand in for
+    x_train/y_train/x_val/y_val/x_test. Returns the exception and the seed's namespace
+    (with ``model``, the restored object, and ``preprocess_text``, defined before the crash)."""
+    x, y = data.x_train[:8].tolist(), data.y_train[:8]
+    seed_data = {"x_train": x, "y_train": y, "x_val": x, "y_val": y, "x_test": x}
+    return run_seed(ORIGINAL, restored_saved_model(), seed_data)
+
+
+def check(impl: object) -> SolutionReport:
+    """The seed's AttributeError; the fixed tokenisation; fit/predict of the fixed model."""
+    report = SolutionReport(solution="nlp.fix_seed_hub_text_classifier")
+    data = make_data()
+    train_texts, test_texts = data.x_train.tolist(), data.x_test.tolist()
+
+    # 1. The seed, against a real restored SavedModel.
+    error, seed = original_error(data)
+    loaded, seed_preprocess = seed["model"], seed["preprocess_text"]
+    report.metric("original error", describe(error, "fit"))
+    report.metric("hub.load / tf.saved_model.load returns", type(loaded).__name__)
+    report.metric("restored object computes", str(np.asarray(loaded(tf.ones((1, 4)))).tolist()))  # type: ignore[operator]
+    # The seed's (unused) preprocessing: words, which no BERT can take.
+    report.metric("seed's preprocess_text(['Great movie'])", str(seed_preprocess(["Great movie"])))  # type: ignore[operator]
+    report.check(
+        "original raises AttributeError",
+        raised(error, AttributeError, "has no attribute 'fit'"),
+        "==",
+        1,
+        "a restored SavedModel is not a Keras model: no fit, no predict",
+    )
+
+    # 2. Tokenisation: WordPiece ids with [CLS] and a mask, not word lists.
+    tokenizer = impl.train_tokenizer(train_texts, VOCAB_SIZE)  # type: ignore[attr-defined]
+    enc_train = impl.preprocess_text(tokenizer, train_texts, MAX_LEN)  # type: ignore[attr-defined]
+    enc_test = impl.preprocess_text(tokenizer, test_texts, MAX_LEN)  # type: ignore[attr-defined]
+    ids = np.asarray(enc_test.get("input_ids", [])) if isinstance(enc_test, dict) else None
+    mask = np.asarray(enc_test.get("attention_mask", [])) if isinstance(enc_test, dict) else None
+    shape = (len(test_texts), MAX_LEN)
+    valid = (
+        ids is not None
+        and mask is not None
+        and ids.shape == shape
+        and mask.shape == shape
+        and np.issubdtype(ids.dtype, np.integer)
+        and bool((ids[:, 0] == tokenizer.cls_token_id).all())
+        and bool((mask == (ids != tokenizer.pad_token_id)).all())
+    )
+    report.metric(
+        "preprocess_text output",
+        str({k: np.shape(v) for k, v in dict(enc_test).items()})
+        if isinstance(enc_test, dict)
+        else type(enc_test).__name__,
+    )
+    report.check(
+        "preprocess_text gives [CLS] ids and mask, (N, max_len) int",
+        float(valid),
+        "==",
+        1,
+        "BERT takes WordPiece ids and an attention mask, not lists of words",
+    )
+    if not valid:
+        return report  # nothing a BERT encoder could be trained on
+
+    # 3. The fixed model: a small BERT (stand-in for the hub download, random init) as one
+    # layer of a Keras model with a new head; the seed's fit/predict calls now work.
+    keras.utils.set_random_seed(SEED)
+    encoder = build_model(len(tokenizer), data.num_classes, MAX_LEN).bert  # body, no head
+    model = impl.build_classifier(encoder, MAX_LEN, data.num_classes)  # type: ignore[attr-defined]
+    history = model.fit(
+        enc_train,
+        data.y_train,
+        epochs=EPOCHS,
+        batch_size=BATCH_SIZE,
+        verbose=0,
+        callbacks=[progress.keras_callback("fine-tune encoder + head")],
+    )
+    logits = model.predict(enc_test, batch_size=256, verbose=0)  # (N, num_labels)
+    test_acc = float((np.argmax(logits, -1) == data.y_test).mean())
+    report.metric("training loss per epoch", " ".join(f"{v:.3f}" for v in history.history["loss"]))
+    report.metric("predict output shape", str(np.shape(logits)))
+    report.metric("test accuracy", test_acc)
+    report.check(
+        "predict gives (N, num_labels) logits",
+        float(np.shape(logits) == (len(test_texts), data.num_classes)),
+        "==",
+        1,
+        "one score per class for every test sentence",
+    )
+    report.check("test accuracy", test_acc, ">=", 0.9, "encoder + head fine-tuned with fit")
+    return report
+
+
+if __name__ == "__main__":
+    print_check_of(__name__)

@@ -1,0 +1,321 @@
+"""Debugging the seed's TF-Hub image classifier: no ``fit``, the wrong head, no batch axis.
+
+The seed loads an ImageNet ResNet with ``hub.load(url)`` and calls ``fit``/``predict`` on
+it. ``hub.load`` returns the restored SavedModel object (what ``tf.saved_model.load``
+gives), which has no ``fit``: ``AttributeError``. Even as a Keras model it would keep the
+ImageNet head (1001 classes) for a task with other classes, and
+``model.predict(preprocess_image(x_test[0]))`` passes one (224, 224, 3) image where Keras
+wants a batch (1, 224, 224, 3): ``predict`` reads the first axis as the batch and fails
+on (None, 224, 3). Offline, the check runs the seed against a restored local SavedModel,
+then against a small local Keras model to reach the ``predict`` line. The fix reads an
+image file into a batch of one, and puts a new head for the task's classes on a
+pretrained backbone (``training.resnet_transfer``): it classifies a 4-class few-shot task
+far above chance, one image file at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+import types
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from aiprep import progress, synthetic
+from aiprep.metrics import accuracy
+from aiprep.report import SolutionReport, print_check_of
+from aiprep.seed_code import describe, raised
+from solutions.training.resnet_transfer import (
+    IMAGE_SIZE,
+    NUM_SOURCE_CLASSES,
+    TARGET_SEED,
+    build_resnet,
+    fit_classifier,
+)
+from solutions.training.resnet_transfer import make_data as make_transfer_data
+
+SEED = 0
+NUM_CLASSES = 4  # the new task: 4 classes, not ImageNet's 1001
+SHOTS = 8  # about this many labelled images per class
+SEED_IMAGE_SIZE = 224  # what the seed resizes to
+PRETRAIN_EPOCHS = 4  # resnet_transfer pre-trains for 6
+HEAD_EPOCHS = 40  # 32 images: one step per epoch
+N_FILES = 20  # test images predicted one file at a time
+
+# The seed's code (003, "算法编程题 2：图像分类"), verbatim.
+ORIGINAL = """
+import tensorflow as tf
+import tensorflow_hub as hub
+
+# 加载预训练模型
+model = hub.load("https://tfhub.dev/google/imagenet_resnet_v2_152_1/fp16/1")
+
+# 数据预处理
+def preprocess_image(image_path):
+    image = tf.io.read_file(image_path)
+    image = tf.image.decode_jpeg(image, channels=3)
+    image = tf.cast(image, tf.float32)
+    image = tf.image.resize(image, [224, 224])
+    image /= 255.0
+    return image
+
+# 训练
+model.fit(x_train, y_train, epochs=3, batch_size=32, validation_data=(x_val, y_val))
+
+# 预测
+predictions = model.predict(preprocess_image(x_test[0]))
+
+# 输出预测结果
+print(predictions)
+"""
+
+# The functions a candidate writes; check(impl) calls only these on impl.
+ANSWER = ("preprocess_image", "build_transfer_model")
+
+# -----------------------------------------------------------------------------
+# The answer: an image file as a batch of one, and a new head on a pretrained backbone
+
+
+def preprocess_image(image_path: str, size: int) -> tf.Tensor:
+    """The image file at ``image_path`` (JPEG, PNG, GIF or BMP) as a batch of ONE image:
+    (1, size, size, 3) float32 in [0, 1], ready for ``model.predict``."""
+    image = tf.io.read_file(image_path)
+    # decode_image handles every common format; expand_animations=False keeps GIFs 3-D.
+    image = tf.io.decode_image(image, channels=3, expand_animations=False)  # (H, W, 3) uint8
+    image = tf.image.resize(tf.cast(image, tf.float32), [size, size])  # (size, size, 3)
+    return (image / 255.0)[tf.newaxis]  # (1, size, size, 3): Keras models take batches
+
+
+def build_transfer_model(pretrained: keras.Model, num_classes: int) -> keras.Model:
+    """A compiled classifier for a NEW task: ``pretrained``'s frozen backbone (everything
+    before its last layer, the old head) and a new ``Dense(num_classes)`` head.
+
+    Images (B, H, W, 3) float32 in [0, 1] -> logits (B, num_classes); ``fit`` trains the
+    head only (unfreeze later to fine-tune, as in training.resnet_transfer).
+    """
+    backbone = keras.Model(pretrained.input, pretrained.layers[-2].output)  # (B, features)
+    backbone.trainable = False  # keep the pretrained features; BN stays in inference mode
+    inputs = keras.layers.Input(pretrained.input_shape[1:])
+    features = backbone(inputs, training=False)
+    outputs = keras.layers.Dense(num_classes)(features)  # not the old 1001-way head
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        keras.optimizers.Adam(1e-2),  # only the small head learns: a large step is fine
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+# -----------------------------------------------------------------------------
+# The seed's failures, run offline
+
+
+class _TinyModule(tf.Module):
+    """A stand-in for a hub model: one variable and a traced ``__call__``."""
+
+    def __init__(self) -> None:
+        self.w = tf.Variable(tf.ones((4, 2)))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32)])
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return x @ self.w  # (B, 2)
+
+
+def restored_saved_model() -> object:
+    """What ``hub.load(url)`` returns once the files are downloaded: ``tf.saved_model.load``
+    of a SavedModel, here a tiny module saved to a temp dir (no network, and
+    tensorflow_hub is not installed). Callable, but not a Keras model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(_TinyModule(), tmp)
+        return tf.saved_model.load(tmp)
+
+
+def run_seed(
+    source: str, hub_model: object, data: dict[str, object]
+) -> tuple[BaseException | None, dict[str, object]]:
+    """Run a seed snippet with ``hub.load(url)`` returning ``hub_model`` and the names in
+    ``data`` defined (the seed's data, which it never loads). Returns the exception raised
+    (None if none) and the snippet's namespace. Keras' progress output is swallowed."""
+    hub = types.SimpleNamespace(load=lambda url: hub_model)
+    namespace: dict[str, object] = {"hub": hub, **data}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(source.replace("import tensorflow_hub as hub", ""), namespace)  # noqa: S102 -- the quoted seed code
+    except Exception as error:  # noqa: BLE001 -- which error is what we measure
+        return error, namespace
+    return None, namespace
+
+
+def imagenet_stand_in() -> keras.Model:
+    """A tiny Keras model with the hub ResNet's interface: (B, 224, 224, 3) -> (B, 1001)."""
+    inputs = keras.layers.Input((SEED_IMAGE_SIZE, SEED_IMAGE_SIZE, 3))
+    x = keras.layers.Conv2D(4, 8, strides=8)(inputs)  # (B, 28, 28, 4)
+    x = keras.layers.GlobalAveragePooling2D()(x)  # (B, 4)
+    model = keras.Model(inputs, keras.layers.Dense(1001)(x))  # ImageNet's 1000 + background
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def write_images(x: np.ndarray, folder: str, suffix: str) -> list[str]:
+    """Save images (N, H, W, 3) float32 in [0, 1] as files; their paths."""
+    paths = []
+    for i, image in enumerate(x):
+        pixels = tf.convert_to_tensor(np.round(image * 255).astype(np.uint8))
+        encoded = tf.io.encode_png(pixels) if suffix == "png" else tf.io.encode_jpeg(pixels)
+        path = str(Path(folder) / f"{i}.{suffix}")
+        tf.io.write_file(path, encoded)
+        paths.append(path)
+    return paths
+
+
+# -----------------------------------------------------------------------------
+# Data and measurement
+
+
+def make_data(seed: int = SEED) -> synthetic.Split:
+    """The new task: (N, 16, 16, 3) float32 in [0, 1] images of NUM_CLASSES textures,
+    NUM_CLASSES * SHOTS train and 200 test, int labels. (Pre-training uses the source task
+    of ``training.resnet_transfer``.)"""
+    return synthetic.class_images(
+        NUM_CLASSES * SHOTS,
+        200,
+        NUM_CLASSES,
+        size=IMAGE_SIZE,
+        noise=0.25,
+        max_shift=2,
+        seed=TARGET_SEED + 7 + seed,
+    )
+
+
+def check(impl: object) -> SolutionReport:
+    """The seed's two crashes; ``impl.preprocess_image`` on files; a new head that learns."""
+    report = SolutionReport(solution="training.fix_seed_hub_image_classifier")
+    data = make_data()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # 1. The seed as written, against what hub.load returns: no fit.
+        x_seed = np.zeros((2, SEED_IMAGE_SIZE, SEED_IMAGE_SIZE, 3), np.float32)
+        y_seed = np.array([0, 1])
+        jpeg = write_images(data.x_test[:1], tmp, "jpg")
+        seed_data = {
+            "x_train": x_seed,
+            "y_train": y_seed,
+            "x_val": x_seed,
+            "y_val": y_seed,
+            "x_test": jpeg,  # paths, as preprocess_image expects
+        }
+        fit_error, _ = run_seed(ORIGINAL, restored_saved_model(), seed_data)
+        # 2. Past fit: a Keras model with the same interface; now predict gets one image.
+        keras.utils.set_random_seed(SEED)
+        predict_error, seed_ns = run_seed(ORIGINAL, imagenet_stand_in(), seed_data)
+        seed_shape = tuple(seed_ns["preprocess_image"](jpeg[0]).shape)  # type: ignore[operator]
+
+        # 3. The candidate's preprocessing, on lossless PNG files of the test images.
+        png = write_images(data.x_test, tmp, "png")
+        batch = impl.preprocess_image(png[0], IMAGE_SIZE)  # type: ignore[attr-defined]
+        shape = tuple(np.shape(batch))
+        stored = np.round(data.x_test * 255) / 255  # what the PNG files hold
+        ok_shape = shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
+        # Wrong shape: not comparable, scored as the largest possible error for [0, 1].
+        pixel_error = float(np.abs(np.asarray(batch) - stored[:1]).max()) if ok_shape else 1.0
+
+        report.metric("original error", describe(fit_error, "fit"))
+        report.metric("original error with a Keras model", describe(predict_error, "shape"))
+        report.metric("seed's preprocess_image output shape", str(seed_shape))
+        report.metric("preprocess_image output shape", str(shape))
+        report.check(
+            "original raises AttributeError",
+            raised(fit_error, AttributeError, "has no attribute 'fit'"),
+            "==",
+            1,
+            "hub.load returns a restored SavedModel: no fit, no predict",
+        )
+        report.check(
+            "original predict raises ValueError",
+            raised(predict_error, ValueError, "found shape=(32, 224, 3)"),
+            "==",
+            1,
+            "one (224, 224, 3) image is read as 224 samples of shape (224, 3)",
+        )
+        report.check(
+            "preprocess_image gives (1, size, size, 3)",
+            float(ok_shape),
+            "==",
+            1,
+            "a batch of one image",
+        )
+        report.check(
+            "preprocess_image pixels match the file, in [0, 1]",
+            pixel_error,
+            "<=",
+            1e-5,
+            "decoded, scaled by 1/255",
+        )
+        if not ok_shape:
+            return report  # predict needs a batch
+
+        # 4. Transfer: pre-train a backbone on the source task, then a NEW head for 4 classes.
+        source = make_transfer_data(SEED).source
+        x_source, y_source = source.x_train, source.y_train
+        keras.utils.set_random_seed(SEED)
+        pretrained = build_resnet(x_source.shape[1:], NUM_SOURCE_CLASSES)
+        fit_classifier(pretrained, x_source, y_source, PRETRAIN_EPOCHS, 3e-3, 64, "pre-train")
+        keras.utils.set_random_seed(SEED)
+        model = impl.build_transfer_model(pretrained, NUM_CLASSES)  # type: ignore[attr-defined]
+        # The seed's fit call, on a model that has one now.
+        model.fit(
+            data.x_train,
+            data.y_train,
+            epochs=HEAD_EPOCHS,
+            batch_size=32,
+            verbose=0,
+            callbacks=[progress.keras_callback("train the new head")],
+        )
+        out_shape = tuple(model.output_shape)
+        test_acc = accuracy(model, data.x_test, data.y_test)
+        # One file at a time, as the seed meant to: preprocess_image -> predict. The files
+        # hold exactly `stored`, so the answers must be those for the arrays.
+        file_pred = np.array(
+            [
+                np.argmax(model.predict(impl.preprocess_image(p, IMAGE_SIZE), verbose=0))  # type: ignore[attr-defined]
+                for p in png[:N_FILES]
+            ]
+        )
+        array_pred = np.argmax(model.predict(stored[:N_FILES], verbose=0), axis=-1)  # (N_FILES,)
+        agreement = float((file_pred == array_pred).mean())
+
+    report.metric("model output shape", str(out_shape))
+    report.metric("test accuracy", test_acc)
+    report.metric("chance accuracy", 1.0 / NUM_CLASSES)
+    report.metric(f"file-by-file predictions of {N_FILES} images", " ".join(map(str, file_pred)))
+    report.check(
+        "new head has one logit per task class",
+        float(out_shape == (None, NUM_CLASSES)),
+        "==",
+        1,
+        f"{NUM_CLASSES} classes, not the pretrained head's",
+    )
+    report.check(
+        "test accuracy",
+        test_acc,
+        ">=",
+        0.75,
+        f"the new head learns the new task from {len(data.x_train)} images; chance is 0.25",
+    )
+    report.check(
+        "predictions from files match predictions from arrays",
+        agreement,
+        ">=",
+        0.95,
+        "preprocess_image + predict, one file at a time",
+    )
+    return report
+
+
+if __name__ == "__main__":
+    print_check_of(__name__)

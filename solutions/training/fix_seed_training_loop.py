@@ -1,0 +1,263 @@
+"""Fix the seed's anti-overfitting code: unused L2, dropout after the output, no early stop.
+
+The seed answers "what goes wrong when training large models" with a snippet that names
+three remedies and applies none. ``model = ...`` is a placeholder, so ``model.add`` raises
+AttributeError at once. Given a real Sequential, the snippet runs but still does nothing
+useful: ``regularizer = L2(0.01)`` is created and never attached to a layer (the model's
+``losses`` stay empty), ``model.add(Dropout(0.5))`` appends dropout *after the output
+layer*, where it zeroes predictions instead of hidden units, and the epoch loop of
+``fit(epochs=1)`` calls prints the validation loss but never stops or keeps the best
+weights (and ``loss_value`` is a ``History`` object, not a loss). The check runs the seed
+as written and on a real model and measures each of these; then it trains the fixed model
+(L2 on every kernel, dropout between hidden layers, early stopping on validation loss
+with ``restore_best_weights``) on noisy-label data and shows that it ends on the weights
+of its best validation epoch and overfits far less than the unregularized baseline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import types
+
+import numpy as np
+import tf_keras as keras
+
+from aiprep import progress
+from aiprep.metrics import accuracy
+from aiprep.report import SolutionReport, print_check_of
+from aiprep.seed_code import raised
+from solutions.training.overfitting_remedies import (
+    EPOCHS,
+    L2,
+    NUM_CLASSES,
+    build_model,
+    make_data,
+    train,
+)
+
+SEED = 0
+DROPOUT = 0.5  # the seed's rate; L2 = 0.05 (the seed's 0.01 is too weak for this data)
+SEED_EPOCHS = 2  # the seed's undefined num_epochs: two show that its loop runs
+BASELINE_EPOCHS = 20  # the unregularized MLP has memorised its training set by then
+
+# The seed's code (seed 003, "面试题 1：大模型训练中的常见问题有哪些？"), verbatim.
+ORIGINAL = """
+import tensorflow as tf
+
+model = ...  # 模型定义
+optimizer = tf.keras.optimizers.Adam(learning_rate=0.001)
+
+# 正则化
+regularizer = tf.keras.regularizers.L2(0.01)
+
+# Dropout
+model.add(tf.keras.layers.Dropout(0.5))
+
+for epoch in range(num_epochs):
+    # 训练
+    loss_value = model.fit(x_train, y_train, epochs=1, batch_size=32, verbose=0)
+
+    # 评估
+    val_loss = model.evaluate(x_val, y_val, verbose=0)
+    print(f"Epoch {epoch}: Validation loss: {val_loss}")
+"""
+
+# The functions a candidate writes; check(impl) calls only these on impl. Both are the ones
+# of training.overfitting_remedies: build_model attaches L2 to every kernel and puts
+# dropout between hidden layers; train(..., early_stopping=True) replaces the seed's loop
+# with one fit() and EarlyStopping(monitor="val_loss", restore_best_weights=True).
+ANSWER = ("build_model", "train")
+
+# -----------------------------------------------------------------------------
+# Running the seed's code
+
+
+def run_original(model: keras.Model | None, data: object) -> tuple[BaseException | None, dict]:
+    """Exec ORIGINAL; the exception raised (or None) and the namespace it left.
+
+    The seed defines no data and no ``num_epochs``: we supply the noisy-label splits of
+    training.overfitting_remedies and ``SEED_EPOCHS``. With ``model`` None the seed's
+    ``model = ...`` placeholder stays; otherwise that line is replaced by ``model``, a real
+    compiled Sequential, to show what the rest of the snippet does. ``tf.keras`` is
+    tf_keras, the Keras 2 the seed was written for (since TF 2.16 it is Keras 3).
+    """
+    source = ORIGINAL.replace("import tensorflow as tf\n", "")
+    namespace: dict = {
+        "tf": types.SimpleNamespace(keras=keras),
+        "num_epochs": SEED_EPOCHS,
+        "x_train": data.x_train,  # type: ignore[attr-defined]
+        "y_train": data.y_train,  # type: ignore[attr-defined]
+        "x_val": data.x_val,  # type: ignore[attr-defined]
+        "y_val": data.y_val,  # type: ignore[attr-defined]
+    }
+    if model is not None:
+        source = source.replace("model = ...  # 模型定义", "")  # keep our real model
+        namespace["model"] = model
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its per-epoch prints
+            exec(source, namespace)  # the seed's code, on purpose
+    except Exception as error:  # record whatever it raises
+        return error, namespace
+    return None, namespace
+
+
+def dropout_placement(model: keras.Model) -> tuple[int, int]:
+    """(Dropout layers between two Dense layers, Dropout layers after the last Dense)."""
+    kinds = [type(layer).__name__ for layer in model.layers]
+    dense = [i for i, kind in enumerate(kinds) if kind == "Dense"]
+    drops = [i for i, kind in enumerate(kinds) if kind == "Dropout"]
+    last = dense[-1] if dense else -1
+    between = sum(1 for i in drops if any(d < i for d in dense) and i < last)
+    return between, sum(1 for i in drops if i > last)
+
+
+def make_regularized_model(impl: object, input_shape: tuple[int, ...]) -> keras.Model:
+    """impl's build_model with L2 on its kernels and the seed's dropout rate."""
+    return impl.build_model(input_shape, NUM_CLASSES, l2=L2, dropout=DROPOUT)  # type: ignore[attr-defined]
+
+
+# -----------------------------------------------------------------------------
+# The checks
+
+
+def check(impl: object) -> SolutionReport:
+    """Run the seed twice (as written, then on a real model); then train impl's fixed version."""
+    report = SolutionReport(solution="training.fix_seed_training_loop")
+    data = make_data()  # 500 / 300 / 1000 images (N, 12, 12, 3); 30% of train/val labels wrong
+    input_shape = data.x_train.shape[1:]
+
+    # 1. The seed as written: `model = ...` is Ellipsis, which has no `add`.
+    error, _ = run_original(None, data)
+    report.metric("original raised", type(error).__name__ if error else "nothing")
+    report.check(
+        "original raises AttributeError",
+        raised(error, AttributeError, "add"),
+        "==",
+        1,
+        f"model = ... then model.add(...): {error}",
+    )
+
+    # 2. The seed on a real model (the unregularized MLP, compiled): it runs, and does nothing.
+    keras.utils.set_random_seed(SEED)
+    seed_model = build_model(input_shape, NUM_CLASSES)
+    seed_model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    error, seed_ns = run_original(seed_model, data)
+    report.metric("original on a real model raised", type(error).__name__ if error else "nothing")
+    report.metric("original: type of loss_value", type(seed_ns.get("loss_value")).__name__)
+    report.check(
+        "original: L2 penalty terms in model.losses",
+        len(seed_model.losses),
+        "==",
+        0,
+        "regularizer = L2(0.01) is created and never passed to a layer",
+    )
+    between, after = dropout_placement(seed_model)
+    report.check(
+        "original: Dropout layers after the output layer",
+        after,
+        "==",
+        1,
+        "model.add appends it after the last Dense: it drops logits, not hidden units",
+    )
+    logits = seed_model(data.x_val[:200], training=True).numpy()  # (200, 5) in fit() mode
+    report.metric("original: fraction of logits zeroed in training mode", (logits == 0).mean())
+
+    # 3. impl's fixed model: L2 on the kernels, dropout between hidden layers.
+    keras.utils.set_random_seed(SEED)
+    model = make_regularized_model(impl, input_shape)
+    between, after = dropout_placement(model)
+    report.check(
+        "fixed model: L2 penalty terms in model.losses",
+        len(model.losses),
+        ">=",
+        1,
+        "one per regularized kernel; the seed's model has none",
+    )
+    report.check(
+        "fixed model: Dropout layers between hidden layers", between, ">=", 1, "after a Dense"
+    )
+    report.check(
+        "fixed model: Dropout layers after the output layer", after, "==", 0, "none on logits"
+    )
+
+    # 4. Train it with early stopping (at most EPOCHS epochs), and the unregularized
+    # baseline for BASELINE_EPOCHS (train accuracy 1.0 already: more epochs only cost time).
+    history = impl.train(  # type: ignore[attr-defined]
+        model,
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        early_stopping=True,
+        callbacks=[progress.keras_callback("train: fixed (L2 + dropout + early stopping)")],
+    )
+    keras.utils.set_random_seed(SEED)  # same initial weights and batch order
+    baseline = build_model(input_shape, NUM_CLASSES)
+    train(
+        baseline,
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        epochs=BASELINE_EPOCHS,
+        callbacks=[progress.keras_callback("train: unregularized baseline")],
+    )
+
+    val_losses = history.history.get("val_loss", [])
+    best_val = min(val_losses) if val_losses else float("nan")
+    final_val = model.evaluate(data.x_val, data.y_val, verbose=0)
+    final_val = float(np.atleast_1d(final_val)[0])  # loss (metrics, if any, follow)
+    epochs_run = len(history.history["loss"])
+    report.metric("fixed: epochs trained", epochs_run)
+    report.metric(
+        "fixed: best epoch (val loss)", int(np.argmin(val_losses)) + 1 if val_losses else 0
+    )
+    report.metric("fixed: best val loss", best_val)
+    report.metric("fixed: val loss of the returned weights", final_val)
+    report.check(
+        "fixed: stopped before the epoch budget",
+        epochs_run,
+        "<",
+        EPOCHS,
+        f"{EPOCHS} epochs allowed; the seed's loop always runs them all",
+    )
+    report.check(
+        "fixed: val loss of the returned weights - best val loss",
+        abs(final_val - best_val),
+        "<=",
+        1e-3,
+        "restore_best_weights: the weights of the best validation epoch, not the last",
+    )
+
+    gaps = {}
+    for name, trained in (("baseline", baseline), ("fixed", model)):
+        train_acc = accuracy(trained, data.x_train, data.y_train)  # noisy labels it saw
+        test_acc = accuracy(trained, data.x_test, data.y_test)  # clean labels
+        gaps[name] = (train_acc - test_acc, test_acc)
+        report.metric(f"{name}: train accuracy (noisy labels)", train_acc)
+        report.metric(f"{name}: test accuracy (clean labels)", test_acc)
+        report.metric(f"{name}: gap train - test", train_acc - test_acc)
+    report.check(
+        "fixed: gap shrinks vs baseline",
+        gaps["baseline"][0] - gaps["fixed"][0],
+        ">=",
+        0.15,
+        "baseline gap minus the fixed model's gap (the baseline memorises the wrong labels)",
+    )
+    report.check(
+        "fixed: test accuracy vs baseline",
+        gaps["fixed"][1] - gaps["baseline"][1],
+        ">=",
+        0.05,
+        "the remedies improve generalisation, not just the gap",
+    )
+    return report
+
+
+if __name__ == "__main__":
+    print_check_of(__name__)
