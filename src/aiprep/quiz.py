@@ -26,7 +26,9 @@ from typing import Any
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
+from rich.padding import Padding
 from rich.rule import Rule
+from rich.table import Table
 from rich.text import Text
 
 from aiprep.bank import Bank, Record
@@ -34,8 +36,17 @@ from aiprep.store import RATINGS, Store, now
 
 LETTERS = "ABCDEFGHIJ"
 _RATING_STYLE = {1: "red", 2: "yellow", 3: "green", 4: "cyan"}
-_KEYS = "h hint · r run · p practice · s skip · q quit"
+_COMMANDS = {"h": "h hint", "r": "r run", "p": "p practice", "s": "s skip", "q": "q quit"}
 _DIFFICULTY_ORDER = {"easy": 0, "medium": 1, "hard": 2}
+
+
+def _hanging(lead: str | Text, body: str) -> Table:
+    """``lead`` then ``body``, continuation lines indented under ``body`` (choices)."""
+    grid = Table.grid()
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    grid.add_row(lead, Text(body))
+    return grid
 
 
 class Quit(Exception):
@@ -211,24 +222,28 @@ class Asker:
         self.console.print()
         self.console.print(Rule(f"[{index}/{total}] {q['id']}", align="left", style="cyan"))
         meta = f"{q['kind']} · {q['difficulty']} · {label}"
-        self.console.print(Text(self._short(q["title"]), style="bold"), Text(meta, style="dim"))
+        self.console.print(Text(self._short(q["title"]), style="bold"))
+        self.console.print(Text(meta, style="dim"))
         self.console.print(Markdown(self._text(q["prompt"])))
         multiple_choice = q["kind"] == "multiple-choice"
         letters = LETTERS[: len(q["choices"])] if multiple_choice else ""
         if multiple_choice:
             for letter, choice in zip(letters, q["choices"], strict=False):
-                self.console.print(f"  {letter}. {escape(self._short(choice['text']))}")
+                self.console.print(_hanging(f"  {letter}. ", self._short(choice["text"])))
             self.console.print("pick every right choice: one or several", style="dim")
         picked: set[str] = set()
         typed = ""
+        # r and p only where there is code to run or practise
+        commands = "hrpsq" if q["solution"] else "hsq"
+        keys = " · ".join(_COMMANDS[c] for c in commands)
         while True:
             if multiple_choice:
                 chosen = " ".join(sorted(picked)) or "none"
-                prompt = f"{letters[0]}-{letters[-1]} pick [{chosen}] · Enter answer · " + _KEYS
-                key = self.wait_key(prompt, [*letters, *letters.lower(), "enter", *"hrpsq"])
+                prompt = f"{letters[0]}-{letters[-1]} pick [{chosen}] · Enter answer · {keys}"
+                key = self.wait_key(prompt, [*letters, *letters.lower(), "enter", *commands])
             else:
-                prompt = "a type an answer · Enter reveal · " + _KEYS
-                key = self.wait_key(prompt, ["a", "enter", " ", *"hrpsq"])
+                prompt = f"a type an answer · Enter reveal · {keys}"
+                key = self.wait_key(prompt, ["a", "enter", " ", *commands])
             if key == "q":
                 raise Quit
             if key == "s":
@@ -293,8 +308,9 @@ class Asker:
         for letter, choice in zip(LETTERS, q["choices"], strict=False):
             mark = "[green]✓[/]" if choice["correct"] else "[red]✗[/]"
             you = "›" if letter in picked else " "
-            self.console.print(f"{you} {mark} {letter}. {escape(self._short(choice['text']))}")
-            self.console.print(f"      {escape(self._text(choice['why']))}", style="dim")
+            lead = Text.assemble(f"{you} ", Text.from_markup(mark), f" {letter}. ")
+            self.console.print(_hanging(lead, self._short(choice["text"])))
+            self.console.print(Padding(Text(self._text(choice["why"]), style="dim"), (0, 0, 0, 6)))
         if right:
             self.console.print("[green]correct[/] — rated good")
             return 3
