@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from aiprep import progress, synthetic
+from aiprep.compare import Comparison, compare
 from aiprep.report import SolutionReport, print_check_of
 from aiprep.synthetic.text import SPECIAL_TOKENS, encode_words, negation_sentences, word_vocab
 
@@ -215,8 +216,8 @@ def keras_weights_as_dense(mha: keras.layers.MultiHeadAttention) -> list[np.ndar
     ]
 
 
-def attention_max_diff(impl: object) -> tuple[float, float]:
-    """Max |impl attention - Keras MultiHeadAttention| without and with a padding mask."""
+def attention_max_diff(impl: object) -> tuple[Comparison, Comparison]:
+    """impl attention vs Keras MultiHeadAttention, without and with a padding mask."""
     g = synthetic.rng(SEED)
     batch, length, d_model, heads, key_dim = 4, 10, 32, 4, 8
     x = g.normal(size=(batch, length, d_model)).astype(np.float32)
@@ -237,13 +238,14 @@ def attention_max_diff(impl: object) -> tuple[float, float]:
     # Keras' attention_mask is (B, T_query, T_key): every query ignores the padded keys.
     expected_masked = reference(x, x, attention_mask=mask[:, None, :]).numpy()
     got_masked = np.asarray(layer(x, mask=mask))
-    return float(np.abs(got - expected).max()), float(np.abs(got_masked - expected_masked).max())
+    return compare(got, expected, atol=1e-5), compare(got_masked, expected_masked, atol=1e-5)
 
 
 def check(impl: object) -> SolutionReport:
     """Hand-written attention vs Keras; the Transformer classifier's held-out accuracy."""
     report = SolutionReport(solution="nlp.transformer_attention_classifier")
-    diff, diff_masked = attention_max_diff(impl)
+    plain, masked = attention_max_diff(impl)
+    diff, diff_masked = plain.max_abs_diff, masked.max_abs_diff
 
     data, vocab = make_data()
     keras.utils.set_random_seed(SEED)
@@ -270,14 +272,14 @@ def check(impl: object) -> SolutionReport:
         diff,
         "<=",
         1e-5,
-        "same weights, same output: projections, heads, scaling, softmax, merge",
+        "same weights, same output: projections, heads, scaling, softmax, merge; " + plain.detail,
     )
     report.check(
         "max |diff| vs Keras MultiHeadAttention, padding mask",
         diff_masked,
         "<=",
         1e-5,
-        "padded keys get zero attention weight",
+        "padded keys get zero attention weight; " + masked.detail,
     )
     report.check(
         "test accuracy",

@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from aiprep import progress, synthetic
+from aiprep.compare import compare
 from aiprep.report import SolutionReport, print_check_of
 
 SEED = 0
@@ -287,7 +288,10 @@ def check(impl: object) -> SolutionReport:
     got = np.asarray(
         impl.td_targets(rewards, next_q.astype(np.float32), terminated, 0.9)  # type: ignore[attr-defined]
     )
-    td_error = float(np.max(np.abs(got.reshape(-1) - expected))) if got.size == 4 else np.inf
+    td = compare(
+        got, expected.astype(np.float32), atol=1e-5
+    )  # shape (4,), values, first difference
+    td_error = td.max_abs_diff
 
     # 2. Train the candidate's network with the candidate's DQN loop.
     keras.utils.set_random_seed(SEED)
@@ -335,7 +339,8 @@ def check(impl: object) -> SolutionReport:
         td_error,
         "<=",
         1e-5,
-        "y = r + gamma * (1 - terminated) * max Q_target(s'): no bootstrap past a crash",
+        "y = r + gamma * (1 - terminated) * max Q_target(s'): no bootstrap past a crash; "
+        + td.detail,
     )
     report.check(
         "DQN greedy steps on road / max steps",

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from aiprep.compare import compare
 from aiprep.report import SolutionReport, print_check_of
 from aiprep.seed_code import raised
 from solutions.rl.dqn_lane_keeping import (  # noqa: F401  (td_targets: part of the answer)
@@ -289,15 +290,16 @@ def check(impl: object) -> SolutionReport:
         np.float32,
     )
     terminated = np.array([0.0, 0.0, 1.0, 0.0, 1.0], np.float32)
-    expected = np.array([1 + 0.9 * 3, 0.5 + 0.9 * -0.5, -1.0, 0.9 * 0.3, 0.9])
-    got = np.asarray(impl.td_targets(rewards, next_q, terminated, GAMMA), np.float64)  # type: ignore[attr-defined]
+    expected = np.array([1 + 0.9 * 3, 0.5 + 0.9 * -0.5, -1.0, 0.9 * 0.3, 0.9], np.float32)
+    got = np.asarray(impl.td_targets(rewards, next_q, terminated, GAMMA))  # type: ignore[attr-defined]
     report.metric("TD targets", ", ".join(f"{v:.3f}" for v in got.ravel()))
+    td = compare(got, expected, atol=1e-5)
     report.check(
         "TD targets - hand-computed (max abs)",
-        float(np.abs(got - expected).max()) if got.shape == expected.shape else float("nan"),
+        td.max_abs_diff,
         "<=",
         1e-5,
-        "expected 3.7, 0.05, -1.0 (terminal), 0.27, 0.9 (terminal)",
+        f"expected 3.7, 0.05, -1.0 (terminal), 0.27, 0.9 (terminal); {td.detail}",
     )
     return report
 

@@ -1,0 +1,42 @@
+"""Array comparisons for checks: a value that fails properly and a detail that helps."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from aiprep.compare import compare
+
+
+def test_equal_arrays_pass_with_their_size() -> None:
+    c = compare(np.ones((2, 3), np.float32), np.ones((2, 3), np.float32), atol=1e-6)
+    assert c.max_abs_diff == 0.0
+    assert c.detail == "all 6 values within 1e-06"
+
+
+def test_the_first_differing_value_is_named() -> None:
+    expected = np.zeros((2, 3), np.float32)
+    got = expected.copy()
+    got[1, 2], got[0, 1] = 0.5, 0.25
+    c = compare(got, expected, atol=1e-3)
+    assert c.max_abs_diff == 0.5
+    assert "2 of 6 values differ by more than 0.001" in c.detail
+    assert "first at [0, 1]: got 0.25, expected 0; largest at [1, 2]: got 0.5" in c.detail
+
+
+def test_a_shape_or_dtype_mismatch_is_said_and_fails() -> None:
+    c = compare(np.zeros((4, 1)), np.zeros(4, np.float32), atol=1e-3)
+    assert math.isinf(c.max_abs_diff)
+    assert c.detail == "shape (4, 1), expected (4,); dtype float64, expected float32"
+
+
+def test_nan_never_counts_as_close() -> None:
+    c = compare([np.nan, 1.0], [np.nan, 1.0], atol=1.0)
+    assert math.isinf(c.max_abs_diff)
+    assert "first at [0]: got nan, expected nan" in c.detail
+
+
+def test_non_numbers_fail() -> None:
+    c = compare(np.array(["a"], dtype=object), np.array([1.0]), atol=1.0)
+    assert math.isinf(c.max_abs_diff)
