@@ -36,10 +36,13 @@ lint: install
 	$(BIN)/aiprep validate
 	$(BIN)/aiprep schema | diff -u schema/question.schema.json - \
 		|| { echo "schema/question.schema.json is stale: run make schema"; exit 1; }
+	$(BIN)/aiprep schema --export | diff -u schema/export.schema.json - \
+		|| { echo "schema/export.schema.json is stale: run make schema"; exit 1; }
 
-## Regenerate the JSON Schema that YAML editors use.
+## Regenerate the JSON Schemas: question files (for YAML editors) and JSON exports.
 schema: install
 	$(BIN)/aiprep schema > schema/question.schema.json
+	$(BIN)/aiprep schema --export > schema/export.schema.json
 
 bench: install
 	$(BIN)/python -m aiprep._bench

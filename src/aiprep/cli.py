@@ -180,11 +180,12 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON Schema of a question file (for YAML editors)."""
-    from aiprep.schema import json_schema
+@click.option("--export", is_flag=True, help="The schema of `aiprep export --format json` files.")
+def schema(export: bool) -> None:
+    """Print the JSON Schema of a question file (for YAML editors), or of a JSON export."""
+    from aiprep.schema import export_json_schema, json_schema
 
-    _print_json(json_schema())
+    _print_json(export_json_schema() if export else json_schema())
 
 
 @cli.command()
@@ -618,6 +619,80 @@ def import_progress(path: Path) -> None:
         except StoreError as e:
             raise BadInput(str(e)) from None
     click.echo(f"imported {cards} card(s) and {reviews} review(s) from {path}")
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "html", "json", "anki", "gift", "moodle-xml", "qti"]),
+    required=True,
+    help="md, html (one standalone page), json, anki (.apkg), gift or moodle-xml "
+    "(Moodle), qti (a QTI 1.2 zip for Canvas).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The file to write.",
+)
+@_filters
+@click.option(
+    "--ids", multiple=True, help="Only these question ids (repeatable, or comma-separated)."
+)
+@click.option("--lang", type=LANG_BOTH_CHOICE, default="en", show_default=True)
+@click.option(
+    "--answers/--no-answers",
+    default=True,
+    show_default=True,
+    help="Instructor sheet (answers, key points, correct choices) or student sheet.",
+)
+@click.option("--with-code", is_flag=True, help="Include each reference solution's source.")
+@click.option("--title", default="aiprep questions", show_default=True, help="Title of the set.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    fmt: str,
+    output: Path,
+    topic: tuple[str, ...],
+    kind: tuple[str, ...],
+    difficulty: tuple[str, ...],
+    tag: tuple[str, ...],
+    ids: tuple[str, ...],
+    lang: str,
+    answers: bool,
+    with_code: bool,
+    title: str,
+    force: bool,
+) -> None:
+    """Export a question set for instructors (same input, same bytes).
+
+    The file is written atomically: never half a file, even on Ctrl-C. Refuses to
+    overwrite without --force.
+    """
+    bank = _bank(ctx)
+    records = _selected(bank, topic, kind, difficulty, tag)
+    wanted = [i.strip() for chunk in ids for i in chunk.split(",") if i.strip()]
+    if wanted:
+        for qid in wanted:
+            _question(bank, qid)  # unknown ids: one line with suggestions
+        records = [q for q in records if q["id"] in set(wanted)]
+    if not records:
+        raise BadInput("no questions match these filters; see `aiprep list`")
+    if output.exists() and not force:
+        raise BadInput(f"{output} exists; pass --force to overwrite it, or -o another path")
+    from aiprep.exporters import ExportOptions, items, render, write_atomic
+
+    options = ExportOptions(lang=lang, answers=answers, with_code=with_code, title=title)
+    data = render(fmt, items(bank.root, records, options), options)
+    try:
+        write_atomic(output, data, force=True)
+    except OSError as e:
+        raise BadInput(f"{output}: cannot write ({e.strerror})") from None
+    sheet = "with answers" if answers else "without answers"
+    click.echo(f"wrote {output}: {len(records)} question(s), {fmt}, {lang}, {sheet}", err=True)
 
 
 def _run_json(question_id: str, solution: str, result: Any) -> dict[str, Any]:

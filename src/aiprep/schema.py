@@ -140,3 +140,61 @@ def json_schema() -> dict[str, object]:
     schema = Question.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
+
+
+# -----------------------------------------------------------------------------
+# The JSON export (``aiprep export --format json``): format "aiprep-questions", version 1
+
+
+class ExportText(_Strict):
+    """A text in the exported language(s): ``--lang en`` keeps only ``en``, and so on."""
+
+    en: Text | None = None
+    zh: Text | None = None
+
+
+class ExportChoice(_Strict):
+    text: ExportText
+    correct: bool | None = Field(default=None, description="Absent on a student sheet.")
+    why: ExportText | None = Field(default=None, description="Absent on a student sheet.")
+
+
+class ExportQuestion(_Strict):
+    """A question record as the bank holds it, plus the solution's source (``code``)."""
+
+    id: QuestionId
+    kind: Kind
+    difficulty: Difficulty
+    tags: list[Tag]
+    title: ExportText
+    prompt: ExportText
+    answer: ExportText | None = Field(default=None, description="Absent on a student sheet.")
+    key_points: list[ExportText] | None = Field(
+        default=None, description="Absent on a student sheet."
+    )
+    hints: list[ExportText]
+    choices: list[ExportChoice] | None
+    solution: str | None
+    source: Literal["original"] | list[SeedSource]
+    see_also: list[QuestionId]
+    code: str | None = Field(
+        default=None, description="The reference solution's source (--with-code)."
+    )
+
+
+class ExportFile(_Strict):
+    """An exported question set."""
+
+    format: Literal["aiprep-questions"]
+    version: Literal[1]
+    title: str
+    lang: Literal["en", "zh", "both"]
+    answers: bool
+    questions: list[ExportQuestion]
+
+
+def export_json_schema() -> dict[str, object]:
+    """The JSON Schema of ``aiprep export --format json`` files."""
+    schema = ExportFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

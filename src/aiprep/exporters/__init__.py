@@ -1,0 +1,100 @@
+"""Export question sets for instructors: Markdown, HTML, JSON, Anki, Moodle GIFT/XML, QTI.
+
+Each format is a module with ``render(items, options) -> bytes``. Same input, same bytes:
+formats that embed timestamps or ids get fixed ones derived from the content. Files are
+written atomically (a temp file in the same folder, then a rename), so a crash or Ctrl-C
+never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiprep.bank import Record, solution_path
+
+# format -> (module under aiprep.exporters, the usual file suffix)
+FORMATS: dict[str, tuple[str, str]] = {
+    "md": ("markdown", ".md"),
+    "html": ("html", ".html"),
+    "json": ("jsonfmt", ".json"),
+    "anki": ("anki", ".apkg"),
+    "gift": ("gift", ".gift.txt"),
+    "moodle-xml": ("moodle_xml", ".xml"),
+    "qti": ("qti", ".zip"),
+}
+LANGS = ("en", "zh")
+# A fixed moment for formats that must carry one (zip entries, QTI, Anki): byte-stable.
+FIXED_TIME = (2024, 1, 1, 0, 0, 0)
+FIXED_EPOCH = 1704067200  # 2024-01-01T00:00:00Z
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    lang: str = "en"  # en | zh | both
+    answers: bool = True  # instructor sheet (answers, key points) or student sheet
+    with_code: bool = False  # include the reference solution's source
+    title: str = "aiprep questions"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question to export; ``code`` is the reference solution's source (with_code)."""
+
+    record: Record
+    code: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.record["id"])
+
+    @property
+    def topic(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+def items(root: Path, records: Sequence[Record], options: ExportOptions) -> list[Item]:
+    """The records, sorted by id, with their solution's source when ``with_code``."""
+    out = []
+    for q in sorted(records, key=lambda r: r["id"]):
+        code = None
+        if options.with_code and q["solution"]:
+            code = solution_path(root, q["solution"]).read_text(encoding="utf-8")
+        out.append(Item(q, code))
+    return out
+
+
+def render(fmt: str, exported: Sequence[Item], options: ExportOptions) -> bytes:
+    module = importlib.import_module(f"aiprep.exporters.{FORMATS[fmt][0]}")
+    data: bytes = module.render(exported, options)
+    return data
+
+
+def langs(options: ExportOptions) -> tuple[str, ...]:
+    return LANGS if options.lang == "both" else (options.lang,)
+
+
+def text(value: dict[str, str], options: ExportOptions, sep: str = "\n\n") -> str:
+    """A bilingual text in the export's language(s); ``both`` joins English then Chinese."""
+    return sep.join(value[lg] for lg in langs(options))
+
+
+def write_atomic(path: Path, data: bytes, *, force: bool = False) -> None:
+    """Write ``data`` to ``path`` all at once; FileExistsError unless ``force``."""
+    if path.exists() and not force:
+        raise FileExistsError(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

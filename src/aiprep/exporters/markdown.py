@@ -1,0 +1,89 @@
+"""Markdown export: one file, a table of contents by topic, a section per question.
+
+The question texts are Markdown already and go in as they are, except that ``<`` outside
+code is written ``&lt;``: a Markdown viewer that passes HTML through must show a
+question's ``<script>`` as text, never run it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from aiprep.exporters import ExportOptions, Item
+from aiprep.exporters.document import Document, Question, document
+
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+
+
+def inert(text: str) -> str:
+    """``text`` with every ``<`` outside code fences and code spans escaped."""
+    out, fence = [], ""
+    for line in text.split("\n"):
+        marker = _FENCE.match(line)
+        if fence:
+            out.append(line)
+            if marker and marker.group(1)[0] == fence[0] and len(marker.group(1)) >= len(fence):
+                fence = ""
+            continue
+        if marker:
+            fence = marker.group(1)
+            out.append(line)
+            continue
+        parts, last = [], 0
+        for span in _CODE_SPAN.finditer(line):
+            parts.append(line[last : span.start()].replace("<", "&lt;"))
+            parts.append(span.group(0))
+            last = span.end()
+        parts.append(line[last:].replace("<", "&lt;"))
+        out.append("".join(parts))
+    return "\n".join(out)
+
+
+def _question(q: Question, doc: Document) -> list[str]:
+    h = doc.heads
+    lines = [f'<a id="{q.anchor}"></a>', "", f"### {q.id}: {inert(q.title)}", ""]
+    lines += [f"*{inert(q.meta)}*", "", inert(q.prompt), ""]
+    if q.choices:
+        for c in q.choices:
+            mark = "" if c.correct is None else ("✓ " if c.correct else "✗ ")
+            lines.append(f"- **{c.letter}.** {mark}{inert(c.text)}")
+            if c.why:  # a quote inside the list item, any number of paragraphs
+                lines += ["", "  > " + inert(c.why).replace("\n", "\n  > "), ""]
+        if lines[-1]:
+            lines.append("")
+    if q.hints:
+        lines += [f"#### {h['hints']}", ""]
+        lines += [f"{i}. {inert(hint)}".replace("\n", "\n   ") for i, hint in enumerate(q.hints, 1)]
+        lines.append("")
+    if q.answer is not None:
+        lines += [f"#### {h['answer']}", "", inert(q.answer), ""]
+    if q.key_points:
+        lines += [f"#### {h['key_points']}", ""]
+        lines += [f"- [ ] {inert(k)}" for k in q.key_points]
+        lines.append("")
+    if q.code is not None:
+        fence = "`" * max([3, *(len(m) + 1 for m in re.findall(r"`{3,}", q.code))])
+        lines += [f"#### {h['code']}", "", f"{fence}python", q.code.rstrip("\n"), fence, ""]
+    lines += [f"<sub>source: {inert(q.source)}</sub>", ""]
+    return lines
+
+
+def render_text(items: Sequence[Item], options: ExportOptions) -> str:
+    doc = document(items, options)
+    lines = [f"# {inert(doc.title)}", "", doc.subtitle, "", f"## {doc.heads['contents']}", ""]
+    for topic in doc.topics:
+        links = ", ".join(f"[{q.id}](#{q.anchor})" for q in topic.questions)
+        lines.append(f"- **{topic.name}**: {links}")
+    lines.append("")
+    for topic in doc.topics:
+        lines += [f"## {topic.name}", ""]
+        for q in topic.questions:
+            lines += _question(q, doc)
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def render(items: Sequence[Item], options: ExportOptions) -> bytes:
+    return render_text(items, options).encode("utf-8")
