@@ -34,13 +34,15 @@ def test_importing_the_cli_does_not_load_tensorflow() -> None:
         ["stats", "--json"],
         ["progress", "export"],
         ["practice", "beta.mean_estimate", "-o", "{tmp}/starter.py"],
+        ["export", "--format", "html", "-o", "{tmp}/set.html", "--with-code"],
     ],
     ids=" ".join,
 )
 def test_commands_that_run_no_solution_do_not_load_tensorflow(
     args: list[str], tmp_path: Path
 ) -> None:
-    bank = FIXTURES / "quiz" if args[0] in ("stats", "progress", "practice") else GOOD_BANK
+    quiz_bank = ("stats", "progress", "practice", "export")
+    bank = FIXTURES / "quiz" if args[0] in quiz_bank else GOOD_BANK
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     code = (
         "from aiprep.cli import cli\n"

@@ -1,4 +1,7 @@
-"""Child side of runner.py: ``python -m aiprep._child ROOT MODULE EVENTS_FD [ATTEMPT]``."""
+"""Child side of runner.py: ``python -m aiprep._child ROOT MODULE EVENTS_FD [ATTEMPT]``.
+
+``run_check`` is also what ``aiprep smoke``'s forked workers run.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,13 @@ import importlib
 import importlib.util
 import inspect
 import os
+import resource
 import sys
+import time
 import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 from aiprep import progress
 
@@ -109,6 +115,16 @@ def _display(path: Path, line: int | None) -> str:
 def main() -> None:
     root, module_name, fd = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     attempt = Path(sys.argv[4]).resolve() if len(sys.argv) > 4 else None
+    run_check(root, module_name, fd, attempt)
+
+
+def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None) -> NoReturn:
+    """Run ``solutions.<module_name>.check`` and send the report (or the error) to ``fd``.
+
+    Exits the process: 0 when a report was sent, 1 on any failure. The report event also
+    carries ``compute_s`` (the wall time of ``check`` itself) and ``cpu_s`` (this process's
+    CPU time, its threads and waited-for children included).
+    """
     progress.connect(fd)
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3":
         import logging
@@ -123,8 +139,12 @@ def main() -> None:
         if attempt is not None:
             _check_signatures(solution, impl, attempt)
         checking = True
+        start = time.perf_counter()
         report = solution.check(impl)
-        progress.emit("report", report=report.to_dict())
+        compute = time.perf_counter() - start
+        usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        cpu = sum(u.ru_utime + u.ru_stime for u in usage)
+        progress.emit("report", report=report.to_dict(), compute_s=compute, cpu_s=cpu)
     except BaseException as e:  # report every failure, then exit non-zero
         if isinstance(e, AttemptMismatch):
             where_message = str(e)

@@ -695,6 +695,101 @@ def export(
     click.echo(f"wrote {output}: {len(records)} question(s), {fmt}, {lang}, {sheet}", err=True)
 
 
+@cli.command()
+@click.option("--topic", multiple=True, help="Only this topic (repeatable).")
+@click.option("--kind", type=KIND_CHOICE, multiple=True, help="Only this kind.")
+@click.option("--tag", multiple=True, help="Questions carrying this tag.")
+@click.option(
+    "--ids", multiple=True, help="Only these question ids (repeatable, or comma-separated)."
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=None, help="Solutions at a time [default: CPUs]."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds per solution.",
+)
+@click.option(
+    "--memory",
+    type=click.FloatRange(min=100),
+    default=8192,
+    show_default=True,
+    help="MiB a solution may hold resident before it is killed.",
+)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results as JSON.",
+)
+@click.pass_context
+def smoke(
+    ctx: click.Context,
+    topic: tuple[str, ...],
+    kind: tuple[str, ...],
+    tag: tuple[str, ...],
+    ids: tuple[str, ...],
+    jobs: int | None,
+    timeout: float,
+    memory: float,
+    junit: Path | None,
+    json_path: Path | None,
+) -> None:
+    """Run every reference solution's checks, in parallel, each isolated.
+
+    TensorFlow is imported once, by a fork server; each solution runs in its own forked
+    process and session, so one that crashes, hangs, exits hard or eats memory fails
+    alone, with the tail of its output. Exit 1 if any solution failed.
+    """
+    import os
+
+    bank = _bank(ctx)
+    records = [q for q in _selected(bank, topic, kind, (), tag) if q["solution"]]
+    wanted = [i.strip() for chunk in ids for i in chunk.split(",") if i.strip()]
+    if wanted:
+        for qid in wanted:
+            _question(bank, qid)
+        records = [q for q in records if q["id"] in set(wanted)]
+    if not records:
+        raise BadInput("no runnable questions match these filters; see `aiprep list`")
+    import time
+
+    from aiprep.exporters import write_atomic
+    from aiprep.render import SmokeDisplay, smoke_summary
+    from aiprep.smoke import Job, junit_xml
+    from aiprep.smoke import smoke as run_all
+
+    workers = jobs or os.cpu_count() or 1
+    queue = [Job(q["id"], q["solution"]) for q in records]
+    console = _console()
+    start = time.monotonic()
+    with SmokeDisplay(console, queue) as display:
+        run_all(
+            bank.root,
+            queue,
+            workers=workers,
+            timeout=timeout,
+            memory_mb=memory,
+            on_change=display.update,
+        )
+    wall = time.monotonic() - start
+    console.print(smoke_summary(queue, wall, workers))
+    if junit:
+        write_atomic(junit, junit_xml(queue, wall), force=True)
+    if json_path:
+        data = {
+            "wall_s": round(wall, 3),
+            "jobs": workers,
+            "solutions": [j.to_dict() for j in queue],
+        }
+        write_atomic(json_path, (json.dumps(data, indent=2) + "\n").encode(), force=True)
+    ctx.exit(0 if all(j.passed for j in queue) else 1)
+
+
 def _run_json(question_id: str, solution: str, result: Any) -> dict[str, Any]:
     return {
         "id": question_id,

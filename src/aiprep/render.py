@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from aiprep.report import SolutionReport
     from aiprep.runner import RunResult
+    from aiprep.smoke import Job
 
 LANGS = ("en", "zh")
 
@@ -251,3 +252,104 @@ class LiveProgress:
         if self._starting is not None:
             self.progress.remove_task(self._starting)
             self._starting = None
+
+
+# -----------------------------------------------------------------------------
+# aiprep smoke
+
+
+_STATE_STYLE = {"queued": "dim", "running": "yellow", "passed": "green", "failed": "red"}
+
+
+class SmokeDisplay:
+    """A live table of the smoke run on a terminal; one line per finished job elsewhere."""
+
+    def __init__(self, console: Console, jobs: list[Job]) -> None:
+        from rich.live import Live
+
+        self.console, self.jobs = console, jobs
+        self.live = Live(
+            get_renderable=self._table, console=console, refresh_per_second=4, transient=True
+        )
+        self._reported: set[str] = set()
+
+    def __enter__(self) -> SmokeDisplay:
+        if self.console.is_terminal:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.console.is_terminal:
+            self.live.stop()
+
+    def update(self, job: Job) -> None:
+        if self.console.is_terminal or job.state not in ("passed", "failed"):
+            return
+        if job.id not in self._reported:  # a plain log for CI
+            self._reported.add(job.id)
+            mark = "PASS" if job.passed else "FAIL"
+            done = len(self._reported)
+            self.console.print(
+                f"[{done}/{len(self.jobs)}] {mark} {job.id} ({job.wall_s:.1f} s)"
+                + (f": {job.message}" if not job.passed else ""),
+                markup=False,
+                soft_wrap=True,
+            )
+
+    def _table(self) -> Table:
+        import time
+
+        counts = {s: sum(j.state == s for j in self.jobs) for s in _STATE_STYLE}
+        title = " · ".join(f"{n} {s}" for s, n in counts.items())
+        table = Table(title=title, title_justify="left", header_style="bold", show_edge=False)
+        table.add_column("solution")
+        table.add_column("state")
+        table.add_column("phase", style="dim")
+        table.add_column("wall", justify="right")
+        now = time.monotonic()
+        for job in self.jobs:
+            wall = now - job.started if job.state == "running" else job.wall_s
+            shown = f"{wall:.1f} s" if job.state != "queued" else ""
+            table.add_row(
+                job.id,
+                Text(job.state, style=_STATE_STYLE[job.state]),
+                job.phase if job.state == "running" else "",
+                shown,
+            )
+        return table
+
+
+def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableType:
+    """The results, slowest first, and how the wall time compares with the work done."""
+    from aiprep.report import format_value
+
+    table = Table(title="smoke", title_justify="left", header_style="bold", show_edge=False)
+    for name in ("solution", "result", "wall s", "compute s", "cpu s", "key metrics"):
+        table.add_column(name, justify="right" if name.endswith(" s") else "left")
+    for job in sorted(jobs, key=lambda j: -j.wall_s):
+        if job.passed and job.report is not None:
+            key = "; ".join(f"{c.name} {format_value(c.value)}" for c in job.report.checks[:2])
+            result = Text("PASS", style="green")
+        else:
+            key, result = job.message, Text("FAIL", style="red")
+        compute = f"{job.compute_s:.1f}" if job.compute_s is not None else "–"
+        cpu = f"{job.cpu_s:.1f}" if job.cpu_s is not None else "–"
+        table.add_row(job.id, result, f"{job.wall_s:.1f}", compute, cpu, Text(key))
+    passed = sum(j.passed for j in jobs)
+    work = sum(j.compute_s or 0.0 for j in jobs) / workers
+    # Wall time over the ideal (all compute spread evenly): meaningful when all ran.
+    overhead = f"; overhead {wall_s / work - 1:+.0%}" if work and passed == len(jobs) else ""
+    style = "green" if passed == len(jobs) else "red"
+    line = Text.from_markup(
+        f"[{style}]{passed}/{len(jobs)} passed[/] in {wall_s:.1f} s with {workers} job(s); "
+        f"compute / jobs {work:.1f} s{overhead}"
+    )
+    parts: list[RenderableType] = [table, Text(), line]
+    for job in jobs:
+        if not job.passed and job.output_tail:
+            parts += [
+                Text(),
+                Text(f"{job.id}: {job.message}", style="red"),
+                Text(job.output_tail, style="dim"),
+            ]
+    return Group(*parts)

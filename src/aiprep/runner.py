@@ -42,6 +42,8 @@ class RunResult:
     message: str = ""
     output_tail: str = ""
     wall_s: float = 0.0
+    compute_s: float | None = None  # the wall time of check() itself
+    cpu_s: float | None = None  # the child's CPU time (threads and children included)
 
     @property
     def passed(self) -> bool:
@@ -97,7 +99,8 @@ def run_solution(
         message = f"timed out after {timeout:g} s (raise --timeout)"
         return RunResult("timeout", None, message, tail, wall)
     if report is not None and proc.returncode == 0:
-        return RunResult("ok", SolutionReport.from_dict(report), "", tail, wall)
+        parsed = SolutionReport.from_dict(report["report"])
+        return RunResult("ok", parsed, "", tail, wall, report.get("compute_s"), report.get("cpu_s"))
     if error is not None:
         return RunResult("crash", None, error, tail, wall)
     code = proc.returncode
@@ -138,7 +141,7 @@ def _pump(
                 except ValueError:
                     continue
                 if event.get("event") == "report":
-                    report = event["report"]
+                    report = event
                 elif event.get("event") == "error":
                     error = event["message"]
                 elif on_event is not None:
