@@ -24,6 +24,8 @@ HEADS = {
         "show": "Show the answer",
         "show_hints": "Show the hints",
         "questions": "questions",
+        "with_answers": "answers included",
+        "students": "student sheet, no answers",
     },
     "zh": {
         "contents": "目录",
@@ -34,6 +36,8 @@ HEADS = {
         "show": "显示答案",
         "show_hints": "显示提示",
         "questions": "道题",
+        "with_answers": "含参考答案",
+        "students": "学生版，不含答案",
     },
 }
 
@@ -123,7 +127,7 @@ def document(items: Sequence[Item], options: ExportOptions) -> Document:
             )
         )
     count = len(items)
-    sheet = "answers included" if options.answers else "student sheet, no answers"
+    sheet = heading("with_answers" if options.answers else "students", options)
     names = ", ".join(sorted(topics))
     counted = " / ".join(f"{count} {HEADS[lg]['questions']}" for lg in ls)
     return Document(
