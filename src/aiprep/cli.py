@@ -763,6 +763,9 @@ def smoke(
     from aiprep.smoke import Job, junit_xml
     from aiprep.smoke import smoke as run_all
 
+    for path in (junit, json_path):  # before a long run, not after it
+        if path is not None and not path.absolute().parent.is_dir():
+            raise BadInput(f"{path}: its folder does not exist")
     workers = jobs or os.cpu_count() or 1
     queue = [Job(q["id"], q["solution"]) for q in records]
     console = _console()
@@ -778,15 +781,16 @@ def smoke(
         )
     wall = time.monotonic() - start
     console.print(smoke_summary(queue, wall, workers))
-    if junit:
-        write_atomic(junit, junit_xml(queue, wall), force=True)
-    if json_path:
-        data = {
-            "wall_s": round(wall, 3),
-            "jobs": workers,
-            "solutions": [j.to_dict() for j in queue],
-        }
-        write_atomic(json_path, (json.dumps(data, indent=2) + "\n").encode(), force=True)
+    data = {"wall_s": round(wall, 3), "jobs": workers, "solutions": [j.to_dict() for j in queue]}
+    for path, content in (
+        (junit, junit_xml(queue, wall)),
+        (json_path, (json.dumps(data, indent=2) + "\n").encode()),
+    ):
+        if path is not None:
+            try:
+                write_atomic(path, content, force=True)
+            except OSError as e:
+                raise BadInput(f"{path}: cannot write ({e.strerror})") from None
     ctx.exit(0 if all(j.passed for j in queue) else 1)
 
 

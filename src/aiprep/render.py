@@ -338,7 +338,8 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
     passed = sum(j.passed for j in jobs)
     work = sum(j.compute_s or 0.0 for j in jobs) / workers
     # Wall time over the ideal (all compute spread evenly): meaningful when all ran.
-    overhead = f"; overhead {wall_s / work - 1:+.0%}" if work and passed == len(jobs) else ""
+    meaningful = work >= 5 and passed == len(jobs)  # tiny runs are all process start-up
+    overhead = f"; overhead {wall_s / work - 1:+.0%}" if meaningful else ""
     style = "green" if passed == len(jobs) else "red"
     line = Text.from_markup(
         f"[{style}]{passed}/{len(jobs)} passed[/] in {wall_s:.1f} s with {workers} job(s); "
