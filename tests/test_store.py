@@ -146,3 +146,19 @@ def test_progress_commands_export_import_and_reset(tmp_path: Path, user_home: Pa
     bad.write_text("{nope")
     result = runner.invoke(cli, [*base, "import", str(bad)])
     assert result.exit_code == 2 and "not JSON" in result.output
+
+
+def test_questions_rated_again_come_back_in_the_session_once_due(tmp_path: Path) -> None:
+    from aiprep.quiz import Outcome, Session, due_again
+
+    queue = [{"id": "a.again"}, {"id": "a.easy"}, {"id": "a.skipped"}]
+    with Store(tmp_path / "p.db") as store:
+        store.rate("a.again", 1, at=T0)
+        store.rate("a.easy", 4, at=T0)
+        store.rate("a.skipped", 1, at=T0 - timedelta(days=3))  # due long ago
+        session = Session(
+            [Outcome("a.again", 1, 5.0), Outcome("a.easy", 4, 5.0), Outcome("a.skipped", None, 1.0)]
+        )
+        assert due_again(queue, session, store, T0) == []  # "again" waits a minute
+        later = T0 + timedelta(minutes=2)
+        assert due_again(queue, session, store, later) == [{"id": "a.again"}]

@@ -415,8 +415,27 @@ def run_quiz(
     due = sum(1 for q in queue if store.card(q["id"]) is not None)
     console.print(f"{len(queue)} question(s): {due} due, {len(queue) - due} new", style="dim")
     labels = ["due" if store.card(q["id"]) is not None else "new" for q in queue]
-    _ask_all(Asker(term, bank, lang), queue, labels, store, session, "quiz")
+    asker = Asker(term, bank, lang)
+    finished = _ask_all(asker, queue, labels, store, session, "quiz")
+    # Like Anki's learning steps: what was answered badly comes back in this session once
+    # FSRS says it is due again (1 minute after "again", 10 after a first "hard"/"good").
+    while finished:
+        again = due_again(queue, session, store, now())
+        if not again:
+            break
+        console.print(f"{len(again)} question(s) due again now", style="dim")
+        finished = _ask_all(asker, again, ["again"] * len(again), store, session, "quiz")
     return session
+
+
+def due_again(
+    queue: Sequence[Record], session: Session, store: Store, at: datetime
+) -> list[Record]:
+    """The questions rated in this session that are due again at ``at`` (skipped ones are
+    not: skipping means "not now")."""
+    rated = {o.question_id for o in session.rated}
+    cards = store.cards()
+    return [q for q in queue if q["id"] in rated and cards[q["id"]].due <= at]
 
 
 def _ask_all(
@@ -426,13 +445,16 @@ def _ask_all(
     store: Store,
     session: Session,
     source: str,
-) -> None:
-    """Ask in order, saving each rating at once; stops at quit or the asker's deadline."""
+) -> bool:
+    """Ask in order, saving each rating at once; stops at quit or the asker's deadline.
+
+    True when the whole queue was asked (no quit, no time up).
+    """
     try:
         for i, (q, label) in enumerate(zip(queue, labels, strict=True), 1):
             if asker.deadline is not None and time.monotonic() >= asker.deadline:
                 asker.console.print("[bold red]time is up[/]")
-                break
+                return False
             outcome = asker.ask(q, i, len(queue), label)
             session.outcomes.append(outcome)
             if outcome.rating is not None:
@@ -440,6 +462,8 @@ def _ask_all(
                 store.rate(q["id"], outcome.rating, duration_ms=ms, source=source)
     except (Quit, KeyboardInterrupt):
         asker.term.end_status()
+        return False
+    return True
 
 
 def print_summary(console: Console, session: Session, store: Store, ids: Sequence[str]) -> None:
