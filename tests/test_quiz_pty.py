@@ -248,3 +248,25 @@ def test_help_explains_the_keys(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0
     assert "q quit" in result.output or "same keys" in result.output
+
+
+def test_the_quiz_speaks_chinese_with_lang_zh(user_home: Path) -> None:
+    quiz = spawn(user_home, "quiz", "--lang", "zh", "--topic", "alpha")
+    quiz.expect("为什么要做梯度裁剪？")
+    quiz.expect("Enter 显示答案")
+    quiz.send("h")
+    quiz.expect("提示 1/2：")
+    quiz.expect("想想损失突然飙升的情况。")
+    quiz.send("\r")
+    quiz.expect("参考答案")
+    quiz.expect("勾选你答到的要点")
+    quiz.send("12\r")
+    quiz.expect("答到 2/2 个要点")
+    quiz.send("\r")
+    quiz.expect("评为")
+    quiz.expect("选出所有正确选项")
+    quiz.send("q")
+    quiz.expect(pexpect.EOF)
+    quiz.close()
+    with Store() as store:
+        assert [(r.question_id, r.rating) for r in store.reviews()] == [("alpha.clipping", 3)]

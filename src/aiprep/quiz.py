@@ -36,7 +36,69 @@ from aiprep.store import RATINGS, Store, now
 
 LETTERS = "ABCDEFGHIJ"
 _RATING_STYLE = {1: "red", 2: "yellow", 3: "green", 4: "cyan"}
-_COMMANDS = {"h": "h hint", "r": "r run", "p": "p practice", "s": "s skip", "q": "q quit"}
+# What the quiz says, in the candidate's language (``--lang both`` speaks English).
+_UI = {
+    "en": {
+        "pick_all": "pick every right choice: one or several",
+        "mc_prompt": "{span} pick [{chosen}] · Enter answer · {keys}",
+        "none": "none",
+        "open_prompt": "a type an answer · Enter reveal · {keys}",
+        "h": "h hint",
+        "r": "r run",
+        "p": "p practice",
+        "s": "s skip",
+        "q": "q quit",
+        "skipped": "skipped",
+        "type": "your answer (an empty line ends it):",
+        "next": "any key for the next question",
+        "no_more_hints": "no more hints",
+        "hint": "hint {i}/{n}:",
+        "no_solution": "this question has no runnable solution",
+        "no_code": "this question has no code to practise",
+        "exists": "{path} exists already (kept)",
+        "wrote": "wrote {path}",
+        "check_with": "check it with: {command}",
+        "correct": "[green]correct[/] — rated good",
+        "wrong": "[red]not quite[/]: the answer is {answer} — rated again",
+        "your_answer": "your answer",
+        "reference": "reference answer",
+        "key_points": "key points",
+        "tick": "tick the points you covered (1-{n}), Enter when done [{got}]",
+        "covered": "covered {k}/{n} key points",
+        "rate": "rate: 1 again · 2 hard · 3 good · 4 easy · Enter {suggested} (suggested) · q quit",
+        "rated": "rated [{style}]{rating}[/]",
+    },
+    "zh": {
+        "pick_all": "选出所有正确选项：可能一个，也可能多个",
+        "mc_prompt": "{span} 选择 [{chosen}] · Enter 作答 · {keys}",
+        "none": "无",
+        "open_prompt": "a 输入答案 · Enter 显示答案 · {keys}",
+        "h": "h 提示",
+        "r": "r 运行",
+        "p": "p 练习",
+        "s": "s 跳过",
+        "q": "q 退出",
+        "skipped": "已跳过",
+        "type": "你的答案（空行结束）：",
+        "next": "按任意键进入下一题",
+        "no_more_hints": "没有更多提示了",
+        "hint": "提示 {i}/{n}：",
+        "no_solution": "这道题没有可运行的参考实现",
+        "no_code": "这道题没有可练习的代码",
+        "exists": "{path} 已存在（未覆盖）",
+        "wrote": "已写入 {path}",
+        "check_with": "用这条命令检查：{command}",
+        "correct": "[green]正确[/]：评为 good",
+        "wrong": "[red]不对[/]：正确答案是 {answer}，评为 again",
+        "your_answer": "你的答案",
+        "reference": "参考答案",
+        "key_points": "要点",
+        "tick": "勾选你答到的要点（1-{n}），完成后按 Enter [{got}]",
+        "covered": "答到 {k}/{n} 个要点",
+        "rate": "自评：1 again · 2 hard · 3 good · 4 easy · Enter {suggested}（建议）· q 退出",
+        "rated": "评为 [{style}]{rating}[/]",
+    },
+}
 _DIFFICULTY_ORDER = {"easy": 0, "medium": 1, "hard": 2}
 
 
@@ -198,6 +260,10 @@ class Asker:
     def _short(self, value: dict[str, str]) -> str:
         return f"{value['en']} / {value['zh']}" if self.lang == "both" else value[self.lang]
 
+    def ui(self, key: str, **values: object) -> str:
+        """A piece of the quiz's own text in the candidate's language."""
+        return _UI["zh" if self.lang == "zh" else "en"][key].format(**values)
+
     def _clock(self) -> str:
         if self.deadline is None:
             return ""
@@ -230,24 +296,25 @@ class Asker:
         if multiple_choice:
             for letter, choice in zip(letters, q["choices"], strict=False):
                 self.console.print(_hanging(f"  {letter}. ", self._short(choice["text"])))
-            self.console.print("pick every right choice: one or several", style="dim")
+            self.console.print(self.ui("pick_all"), style="dim")
         picked: set[str] = set()
         typed = ""
         # r and p only where there is code to run or practise
         commands = "hrpsq" if q["solution"] else "hsq"
-        keys = " · ".join(_COMMANDS[c] for c in commands)
+        keys = " · ".join(self.ui(c) for c in commands)
         while True:
             if multiple_choice:
-                chosen = " ".join(sorted(picked)) or "none"
-                prompt = f"{letters[0]}-{letters[-1]} pick [{chosen}] · Enter answer · {keys}"
+                chosen = " ".join(sorted(picked)) or self.ui("none")
+                span = f"{letters[0]}-{letters[-1]}"
+                prompt = self.ui("mc_prompt", span=span, chosen=chosen, keys=keys)
                 key = self.wait_key(prompt, [*letters, *letters.lower(), "enter", *commands])
             else:
-                prompt = f"a type an answer · Enter reveal · {keys}"
+                prompt = self.ui("open_prompt", keys=keys)
                 key = self.wait_key(prompt, ["a", "enter", " ", *commands])
             if key == "q":
                 raise Quit
             if key == "s":
-                self.console.print("skipped", style="dim")
+                self.console.print(self.ui("skipped"), style="dim")
                 return Outcome(q["id"], None, time.monotonic() - start, hints)
             if key == "h":
                 hints = self._hint(q, hints)
@@ -258,31 +325,30 @@ class Asker:
             elif multiple_choice and key.upper() in letters:
                 picked ^= {key.upper()}
             elif key == "a":
-                typed = self.term.lines("your answer (an empty line ends it):")
+                typed = self.term.lines(self.ui("type"))
             elif key in ("enter", " "):
                 if multiple_choice and not picked:
                     continue
                 break
         if multiple_choice:
             rating = self._grade_choices(q, picked)
-            self.wait_key(
-                "any key for the next question", [*"abcdefghijklmnopqrstuvwxyz", "enter", " "]
-            )
+            self.wait_key(self.ui("next"), [*"abcdefghijklmnopqrstuvwxyz", "enter", " "])
         else:
             rating = self._reveal_and_rate(q, typed)
         return Outcome(q["id"], rating, time.monotonic() - start, hints)
 
     def _hint(self, q: Record, shown: int) -> int:
         if shown >= len(q["hints"]):
-            self.console.print("no more hints", style="dim")
+            self.console.print(self.ui("no_more_hints"), style="dim")
             return shown
         text = self._text(q["hints"][shown])
-        self.console.print(f"[yellow]hint {shown + 1}/{len(q['hints'])}:[/] {escape(text)}")
+        head = self.ui("hint", i=shown + 1, n=len(q["hints"]))
+        self.console.print(f"[yellow]{head}[/] {escape(text)}")
         return shown + 1
 
     def _run(self, q: Record) -> None:
         if not q["solution"]:
-            self.console.print("this question has no runnable solution", style="dim")
+            self.console.print(self.ui("no_solution"), style="dim")
             return
         from aiprep.render import run_and_show
 
@@ -290,17 +356,17 @@ class Asker:
 
     def _practice(self, q: Record) -> None:
         if not q["solution"]:
-            self.console.print("this question has no code to practise", style="dim")
+            self.console.print(self.ui("no_code"), style="dim")
             return
         path = self.practice_dir / practice_filename(q["id"])
         # soft_wrap: paths and commands stay on one line, to copy and paste
         if path.exists():
-            self.console.print(f"{path} exists already (kept)", style="dim", soft_wrap=True)
+            self.console.print(self.ui("exists", path=path), style="dim", soft_wrap=True)
         else:
             write_starter(self.bank, q, path)
-            self.console.print(f"wrote {path}", soft_wrap=True)
+            self.console.print(self.ui("wrote", path=path), soft_wrap=True)
         command = f"aiprep verify {q['id']} {path}"
-        self.console.print(f"check it with: {command}", style="dim", soft_wrap=True)
+        self.console.print(self.ui("check_with", command=command), style="dim", soft_wrap=True)
 
     def _grade_choices(self, q: Record, picked: set[str]) -> int:
         correct = {letter for letter, c in zip(LETTERS, q["choices"], strict=False) if c["correct"]}
@@ -312,48 +378,45 @@ class Asker:
             self.console.print(_hanging(lead, self._short(choice["text"])))
             self.console.print(Padding(Text(self._text(choice["why"]), style="dim"), (0, 0, 0, 6)))
         if right:
-            self.console.print("[green]correct[/] — rated good")
+            self.console.print(self.ui("correct"))
             return 3
         answer = " ".join(sorted(correct))
-        self.console.print(f"[red]not quite[/]: the answer is {answer} — rated again")
+        self.console.print(self.ui("wrong", answer=answer))
         return 1
 
     def _reveal_and_rate(self, q: Record, typed: str) -> int:
         if typed:
-            self.console.print(Text("your answer", style="bold"))
+            self.console.print(Text(self.ui("your_answer"), style="bold"))
             self.console.print(Text(typed), style="dim")
-        self.console.print(Text("reference answer", style="bold green"))
+        self.console.print(Text(self.ui("reference"), style="bold green"))
         self.console.print(Markdown(self._text(q["answer"])))
         points = q["key_points"]
         ticked: set[int] = set()
         if points:
-            self.console.print(Text("key points", style="bold green"))
+            self.console.print(Text(self.ui("key_points"), style="bold green"))
             for i, point in enumerate(points, 1):
                 self.console.print(f"  {i}. ☐ {escape(self._short(point))}")
             numbers = [str(i) for i in range(1, len(points) + 1)]
             while True:
-                got = " ".join(str(i) for i in sorted(ticked)) or "none"
+                got = " ".join(str(i) for i in sorted(ticked)) or self.ui("none")
                 key = self.wait_key(
-                    f"tick the points you covered (1-{len(points)}), Enter when done [{got}]",
-                    [*numbers, "enter", "q"],
+                    self.ui("tick", n=len(points), got=got), [*numbers, "enter", "q"]
                 )
                 if key == "q":
                     raise Quit
                 if key == "enter":
                     break
                 ticked ^= {int(key)}
-            self.console.print(f"covered {len(ticked)}/{len(points)} key points")
+            self.console.print(self.ui("covered", k=len(ticked), n=len(points)))
         share = len(ticked) / len(points) if points else 1.0
         suggested = 3 if share == 1 else 2 if share >= 0.5 else 1
         key = self.wait_key(
-            "rate: 1 again · 2 hard · 3 good · 4 easy · Enter "
-            f"{RATINGS[suggested]} (suggested) · q quit",
-            ["1", "2", "3", "4", "enter", "q"],
+            self.ui("rate", suggested=RATINGS[suggested]), ["1", "2", "3", "4", "enter", "q"]
         )
         if key == "q":
             raise Quit
         rating = suggested if key == "enter" else int(key)
-        self.console.print(f"rated [{_RATING_STYLE[rating]}]{RATINGS[rating]}[/]")
+        self.console.print(self.ui("rated", style=_RATING_STYLE[rating], rating=RATINGS[rating]))
         return rating
 
 
