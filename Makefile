@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint schema bench clean
+.PHONY: install demo test test-fast smoke lint schema bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: install
 ## Everything but the real training runs.
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+## Every reference solution, in parallel and isolated, with a JUnit report for CI.
+smoke: install
+	$(BIN)/aiprep smoke --junit smoke-junit.xml
 
 ## Style, types, the content linter, and the committed JSON Schema being current.
 lint: install
