@@ -126,7 +126,9 @@ def test_a_session_then_the_next_one_follows_the_ratings(user_home: Path) -> Non
         assert [r.rating for r in store.reviews(["alpha.precision"])] == [1, 3]
 
 
-def test_keys_skip_run_and_practice_inside_the_quiz(user_home: Path, tmp_path: Path) -> None:
+def test_keys_skip_run_and_practice_inside_the_quiz(
+    user_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     quiz = spawn(user_home, "quiz", "--topic", "beta", "--topic", "strategy")
     quiz.expect(r"\[1/2\] beta\.mean_estimate")
     quiz.expect("Enter reveal")
@@ -138,7 +140,7 @@ def test_keys_skip_run_and_practice_inside_the_quiz(user_home: Path, tmp_path: P
     quiz.send("q")
     quiz.expect(pexpect.EOF)
     quiz.close()
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the starter is written to the current folder
     quiz = spawn(user_home, "quiz", "--topic", "beta")
     quiz.expect("Enter reveal")
     quiz.send("p")
