@@ -332,12 +332,11 @@ def verify(
 
 
 def _record_good(question_id: str) -> str:
-    from aiprep.quiz import _when
-    from aiprep.store import Store
+    from aiprep.quiz import when
 
-    with Store() as store:
+    with _store() as store:
         card = store.rate(question_id, 3, source="verify")
-    return _when(card.due)
+    return when(card.due)
 
 
 def _wait_for_change(path: Path, interval: float = 0.3) -> None:
@@ -537,9 +536,9 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     )
     console = _console()
     console.print(table)
-    from aiprep.quiz import _when
+    from aiprep.quiz import when
 
-    nxt = f" · next due {_when(upcoming[0])}" if upcoming else ""
+    nxt = f" · next due {when(upcoming[0])}" if upcoming else ""
     console.print(f"\n{reviews} reviews · streak {streak} day(s){nxt}", style="dim")
     console.print(
         "recall: FSRS's estimated chance you would recall a seen question now", style="dim"

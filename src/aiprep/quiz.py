@@ -541,12 +541,13 @@ def print_summary(console: Console, session: Session, store: Store, ids: Sequenc
     upcoming = sorted((cards[i].due, i) for i in ids if i in cards)
     if upcoming:
         due, qid = upcoming[0]
-        console.print(f"next due: {_when(due)} ({qid}); progress saved")
+        console.print(f"next due: {when(due)} ({qid}); progress saved")
     else:
         console.print("progress saved")
 
 
-def _when(moment: datetime) -> str:
+def when(moment: datetime) -> str:
+    """A due time as a person reads it: "now", "14:05 today", "09:30 tomorrow", a date."""
     delta = moment - now()
     local = moment.astimezone()
     if delta <= timedelta(0):
