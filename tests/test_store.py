@@ -162,3 +162,5 @@ def test_questions_rated_again_come_back_in_the_session_once_due(tmp_path: Path)
         assert due_again(queue, session, store, T0) == []  # "again" waits a minute
         later = T0 + timedelta(minutes=2)
         assert due_again(queue, session, store, later) == [{"id": "a.again"}]
+        session.outcomes.append(Outcome("a.again", None, 1.0))  # skipped when it came back
+        assert due_again(queue, session, store, later) == []

@@ -446,8 +446,11 @@ def write_starter(bank: Bank, q: Record, path: Path, *, force: bool = False) -> 
         raise FileExistsError(path)
     text = starter_text(bank, q)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # -----------------------------------------------------------------------------
@@ -494,9 +497,10 @@ def run_quiz(
 def due_again(
     queue: Sequence[Record], session: Session, store: Store, at: datetime
 ) -> list[Record]:
-    """The questions rated in this session that are due again at ``at`` (skipped ones are
-    not: skipping means "not now")."""
-    rated = {o.question_id for o in session.rated}
+    """The questions rated in this session that are due again at ``at``; one skipped the
+    last time it came up is not (skipping means "not now")."""
+    last = {o.question_id: o for o in session.outcomes}
+    rated = {qid for qid, o in last.items() if o.rating is not None}
     cards = store.cards()
     return [q for q in queue if q["id"] in rated and cards[q["id"]].due <= at]
 
