@@ -473,6 +473,15 @@ def mock(
             print_mock_summary(console, session, bank.questions, missed)
 
 
+def _only_ids(bank: Bank, records: list[Record], ids: tuple[str, ...]) -> list[Record]:
+    """``records`` narrowed to ``--ids`` (repeatable or comma-separated); unknown ids are
+    one line with suggestions."""
+    wanted = {i.strip() for chunk in ids for i in chunk.split(",") if i.strip()}
+    for qid in sorted(wanted):
+        _question(bank, qid)
+    return [q for q in records if q["id"] in wanted] if wanted else records
+
+
 def _selected(
     bank: Bank,
     topic: tuple[str, ...],
@@ -589,14 +598,12 @@ def export_progress(output: Path | None, force: bool) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    if output.exists() and not force:
-        raise BadInput(f"{output} exists; pass --force to overwrite it")
-    tmp = output.with_name(f".{output.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        import os
+    from aiprep.exporters import write_atomic
 
-        os.replace(tmp, output)
+    try:
+        write_atomic(output, text.encode("utf-8"), force=force)
+    except FileExistsError:
+        raise BadInput(f"{output} exists; pass --force to overwrite it") from None
     except OSError as e:
         raise BadInput(f"{output}: cannot write ({e.strerror})") from None
     click.echo(f"wrote {output}", err=True)
@@ -673,11 +680,7 @@ def export(
     """
     bank = _bank(ctx)
     records = _selected(bank, topic, kind, difficulty, tag)
-    wanted = [i.strip() for chunk in ids for i in chunk.split(",") if i.strip()]
-    if wanted:
-        for qid in wanted:
-            _question(bank, qid)  # unknown ids: one line with suggestions
-        records = [q for q in records if q["id"] in set(wanted)]
+    records = _only_ids(bank, records, ids)
     if not records:
         raise BadInput("no questions match these filters; see `aiprep list`")
     if output.exists() and not force:
@@ -748,11 +751,7 @@ def smoke(
 
     bank = _bank(ctx)
     records = [q for q in _selected(bank, topic, kind, (), tag) if q["solution"]]
-    wanted = [i.strip() for chunk in ids for i in chunk.split(",") if i.strip()]
-    if wanted:
-        for qid in wanted:
-            _question(bank, qid)
-        records = [q for q in records if q["id"] in set(wanted)]
+    records = _only_ids(bank, records, ids)
     if not records:
         raise BadInput("no runnable questions match these filters; see `aiprep list`")
     import time

@@ -442,15 +442,11 @@ def starter_text(bank: Bank, q: Record) -> str:
 
 def write_starter(bank: Bank, q: Record, path: Path, *, force: bool = False) -> None:
     """Write the starter atomically; refuses to overwrite unless ``force``."""
+    from aiprep.exporters import write_atomic
+
     if path.exists() and not force:
-        raise FileExistsError(path)
-    text = starter_text(bank, q)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        raise FileExistsError(path)  # before the work of building it
+    write_atomic(path, starter_text(bank, q).encode("utf-8"), force=force)
 
 
 # -----------------------------------------------------------------------------
@@ -478,9 +474,10 @@ def run_quiz(
     if not queue:
         console.print("nothing due and no new questions with these filters", style="dim")
         return session
-    due = sum(1 for q in queue if store.card(q["id"]) is not None)
+    cards = store.cards()
+    labels = ["due" if q["id"] in cards else "new" for q in queue]
+    due = labels.count("due")
     console.print(f"{len(queue)} question(s): {due} due, {len(queue) - due} new", style="dim")
-    labels = ["due" if store.card(q["id"]) is not None else "new" for q in queue]
     asker = Asker(term, bank, lang)
     finished = _ask_all(asker, queue, labels, store, session, "quiz")
     # Like Anki's learning steps: what was answered badly comes back in this session once

@@ -25,7 +25,8 @@ from aiprep.report import SolutionReport
 Event = dict[str, Any]
 Status = Literal["ok", "timeout", "crash"]
 
-_QUIET_ENV = {
+# What the child needs to keep TensorFlow's logs quiet (unless --verbose).
+QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",  # C++ logging: errors only
     "PYTHONWARNINGS": "ignore",
     "GRPC_VERBOSITY": "ERROR",
@@ -70,7 +71,7 @@ def run_solution(
         cmd.append(str(attempt))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if not verbose:
-        env.update(_QUIET_ENV)
+        env.update(QUIET_ENV)
     with tempfile.TemporaryFile("w+b") as log:
         out = None if verbose else log
         start = time.monotonic()
@@ -93,7 +94,7 @@ def run_solution(
             os.close(read_fd)
         wall = time.monotonic() - start
         log.seek(0)
-        tail = _tail(log.read().decode("utf-8", "replace"))
+        tail = last_lines(log.read().decode("utf-8", "replace"))
 
     if timed_out:
         message = f"timed out after {timeout:g} s (raise --timeout)"
@@ -162,5 +163,5 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _tail(text: str, lines: int = 15) -> str:
+def last_lines(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])

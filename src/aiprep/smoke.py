@@ -23,15 +23,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiprep.report import SolutionReport
+from aiprep.runner import QUIET_ENV, last_lines
 
 State = Literal["queued", "running", "passed", "failed"]
 PRELOAD = ["tensorflow", "tf_keras", "numpy", "aiprep._child", "aiprep.report"]
-_QUIET_ENV = {
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-    "PYTHONWARNINGS": "ignore",
-    "GRPC_VERBOSITY": "ERROR",
-    "ABSL_MIN_LOG_LEVEL": "3",
-}
 
 
 @dataclass
@@ -108,7 +103,7 @@ def smoke(
     ``timeout`` seconds or holds more than ``memory_mb`` MiB resident. Ctrl-C kills every
     running job and re-raises.
     """
-    os.environ.update(_QUIET_ENV)  # read by TensorFlow when the fork server imports it
+    os.environ.update(QUIET_ENV)  # read by TensorFlow when the fork server imports it
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(preload))
     _start_server(context)
@@ -257,7 +252,7 @@ def _finish(run: _Running, why: str) -> None:
             text = run.log.read_text(encoding="utf-8", errors="replace")
         except OSError:
             text = ""
-        job.output_tail = "\n".join(text.strip().splitlines()[-15:])
+        job.output_tail = last_lines(text)
 
 
 def _kill(run: _Running) -> None:

@@ -15,11 +15,10 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
 
 from aiprep.exporters import ExportOptions, Item
 from aiprep.exporters.document import Choice, Question, document
-from aiprep.exporters.html import block, inline
+from aiprep.exporters.html import block, code_block, inline, points_list
 
 # Characters XML 1.0 forbids; a stray one would make the whole file unparsable.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -79,13 +78,9 @@ def reference_html(q: Question) -> str | None:
         return None
     parts = [block(q.answer).strip()]
     if q.key_points:
-        parts.append(
-            "<ul>" + "".join(f"<li>{inline(k).strip()}</li>" for k in q.key_points) + "</ul>"
-        )
+        parts.append(points_list(q.key_points))
     if q.code is not None:
-        parts.append(
-            f'<pre><code class="language-python">{escape(q.code, quote=False)}</code></pre>'
-        )
+        parts.append(code_block(q.code, highlight=False))
     return xml_safe("\n".join(parts))
 
 

@@ -46,8 +46,8 @@ import genanki
 from pygments.formatters import HtmlFormatter
 
 from aiprep.exporters import FIXED_EPOCH, FIXED_TIME, ExportOptions, Item, langs
-from aiprep.exporters.document import Choice, Question, document
-from aiprep.exporters.html import block, inline
+from aiprep.exporters.document import Question, document
+from aiprep.exporters.html import answer_sections, block, inline
 
 MODEL_NAME = "aiprep question"
 FIELDS = ("Front", "Hints", "Back")
@@ -115,27 +115,8 @@ def _hints(q: Question) -> str:
     return _inert("<ol>" + "".join(f"<li>{block(h)}</li>" for h in q.hints) + "</ol>")
 
 
-def _choice(c: Choice) -> str:
-    mark = '<span class="ok">✓</span>' if c.correct else '<span class="no">✗</span>'
-    why = f'<div class="why">{block(c.why)}</div>' if c.why else ""
-    return f"<li>{mark} <b>{c.letter}.</b> {inline(c.text)}{why}</li>"
-
-
 def _back(q: Question, heads: dict[str, str], options: ExportOptions) -> str:
-    out = []
-    if q.choices and q.choices[0].correct is not None:
-        out.append('<ul class="marked">' + "".join(_choice(c) for c in q.choices) + "</ul>")
-    if q.answer is not None:
-        out.append(f"<h4>{escape(heads['answer'])}</h4>\n{block(q.answer)}")
-    if q.key_points:
-        points = "".join(f"<li>{inline(k)}</li>" for k in q.key_points)
-        out.append(f"<h4>{escape(heads['key_points'])}</h4>\n<ul>{points}</ul>")
-    if q.code is not None:
-        code = escape(q.code, quote=False)
-        out.append(
-            f"<h4>{escape(heads['code'])}</h4>\n"
-            f'<pre><code class="language-python">{code}</code></pre>'
-        )
+    out = answer_sections(q, heads, highlight=False)
     if not options.answers:
         out.append("<p>" + escape(" / ".join(SHEET_NOTE[lg] for lg in langs(options))) + "</p>")
     out.append(f'<p class="meta">{escape(q.id)} · {escape(q.meta)} · {escape(q.source)}</p>')

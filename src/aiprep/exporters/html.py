@@ -19,7 +19,7 @@ from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from aiprep.exporters import ExportOptions, Item
-from aiprep.exporters.document import Document, Question, document
+from aiprep.exporters.document import Choice, Document, Question, document
 
 _FORMATTER = HtmlFormatter(nowrap=True)
 
@@ -64,12 +64,52 @@ ol.choices { list-style: upper-alpha; } ol.choices li { margin: .2rem 0; }
 .toggle + label::before { content: "▸ "; } .toggle:checked + label::before { content: "▾ "; }
 .toggle:focus-visible + label { outline: 2px solid #0969da; }
 .folded { display: none; } .toggle:checked + label + .folded { display: block; }
-ul.points { list-style: "☐ "; }
+ul.points { list-style: "☐ "; } ul.marked { list-style: none; padding-left: .5rem; }
 @media print {
   body { margin: 0; max-width: none; } .toggle + label { display: none; }
   .folded { display: block; } nav.toc { break-after: page; } a { color: inherit; }
 }
 """
+
+
+# -----------------------------------------------------------------------------
+# Answer fragments, shared with the Anki, Moodle and QTI exports
+
+
+def marked_choices(choices: Sequence[Choice]) -> str:
+    """Each choice marked right (✓) or wrong (✗), with why it is."""
+    items = []
+    for c in choices:
+        mark = '<span class="ok">✓</span>' if c.correct else '<span class="no">✗</span>'
+        why = f'<div class="why">{block(c.why)}</div>' if c.why else ""
+        items.append(f"<li>{mark} <b>{c.letter}.</b> {inline(c.text)}{why}</li>")
+    return '<ul class="marked">' + "".join(items) + "</ul>"
+
+
+def points_list(points: Sequence[str]) -> str:
+    return '<ul class="points">' + "".join(f"<li>{inline(k)}</li>" for k in points) + "</ul>"
+
+
+def code_block(code: str, *, highlight: bool = True) -> str:
+    """The solution's source: Pygments-highlighted, or plain (escaped) for an LMS."""
+    if highlight:
+        return _highlight(code, "python", None)
+    return f'<pre><code class="language-python">{escape(code, quote=False)}</code></pre>'
+
+
+def answer_sections(q: Question, heads: dict[str, str], *, highlight: bool = True) -> list[str]:
+    """What a sheet with answers adds to a question: marked choices, answer, key points,
+    the solution's source; nothing on a student sheet."""
+    out = []
+    if q.choices and q.choices[0].correct is not None:
+        out.append(marked_choices(q.choices))
+    if q.answer is not None:
+        out.append(f"<h4>{escape(heads['answer'])}</h4>\n{block(q.answer)}")
+    if q.key_points:
+        out.append(f"<h4>{escape(heads['key_points'])}</h4>\n{points_list(q.key_points)}")
+    if q.code is not None:
+        out.append(f"<h4>{escape(heads['code'])}</h4>\n{code_block(q.code, highlight=highlight)}")
+    return out
 
 
 def _fold(ident: str, label: str, body: str) -> str:
@@ -95,21 +135,7 @@ def _question(q: Question, doc: Document) -> str:
     if q.hints:
         hints = "".join(f"<li>{block(hint)}</li>" for hint in q.hints)
         out.append(_fold(f"{q.anchor}-hints", h["show_hints"], f"<ol>{hints}</ol>\n"))
-    answer = []
-    if q.choices and q.choices[0].correct is not None:
-        answer.append("<ul>")
-        for c in q.choices:
-            mark = '<span class="ok">✓</span>' if c.correct else '<span class="no">✗</span>'
-            why = f'<div class="why">{block(c.why)}</div>' if c.why else ""
-            answer.append(f"<li>{mark} <b>{c.letter}.</b> {inline(c.text)}{why}</li>")
-        answer.append("</ul>")
-    if q.answer is not None:
-        answer.append(f"<h4>{escape(h['answer'])}</h4>\n{block(q.answer)}")
-    if q.key_points:
-        points = "".join(f"<li>{inline(k)}</li>" for k in q.key_points)
-        answer.append(f'<h4>{escape(h["key_points"])}</h4>\n<ul class="points">{points}</ul>')
-    if q.code is not None:
-        answer.append(f"<h4>{escape(h['code'])}</h4>\n{_highlight(q.code, 'python', None)}")
+    answer = answer_sections(q, h)
     if answer:
         out.append(_fold(f"{q.anchor}-answer", h["show"], "\n".join(answer) + "\n"))
     out.append(f'<p class="source">source: {escape(q.source)}</p>')
