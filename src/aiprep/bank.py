@@ -391,6 +391,7 @@ _PATTERN_FIX = {
     "see_also": "write ids as <topic>.<slug>, e.g. training.cnn_image_classifier",
     "tags": "use lowercase kebab-case, e.g. image-classification",
     "source": "name the seed file, e.g. 000_2f9af281971e9fad.txt",
+    "as_of": "write the month the facts were checked as YYYY-MM, e.g. 2026-11",
 }
 
 

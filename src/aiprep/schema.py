@@ -33,6 +33,8 @@ _SOLUTION = re.compile(SOLUTION_RE)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9+.-]*$")]
 QuestionId = Annotated[str, StringConstraints(pattern=ID_RE)]
+AS_OF_RE = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+AsOf = Annotated[str, StringConstraints(pattern=AS_OF_RE)]
 
 
 class _Strict(BaseModel):
@@ -94,6 +96,11 @@ class Question(_Strict):
     )
     source: Literal["original"] | Annotated[list[SeedSource], Field(min_length=1)]
     see_also: list[QuestionId] = Field(default_factory=list)
+    as_of: AsOf | None = Field(
+        default=None,
+        description="YYYY-MM when the answer's facts that age (regulation, prices, market "
+        "figures, hardware, model names) were last checked; shown beside the answer.",
+    )
 
     @property
     def topic(self) -> str:
@@ -177,6 +184,9 @@ class ExportQuestion(_Strict):
     solution: str | None
     source: Literal["original"] | list[SeedSource]
     see_also: list[QuestionId]
+    as_of: AsOf | None = Field(
+        default=None, description="YYYY-MM when the answer's dated facts were last checked."
+    )
     code: str | None = Field(
         default=None, description="The reference solution's source (--with-code)."
     )
