@@ -34,6 +34,7 @@ BAD_CASES = {
     "not_utf8": (6, "not UTF-8"),
     "empty_text": (6, "`answer.en` is empty"),
     "boolean_text": (4, "read as the boolean False — quote the text"),
+    "bad_as_of": (10, "`as_of` is '2026-13' — write the month the facts were checked as YYYY-MM"),
 }
 
 

@@ -159,3 +159,60 @@ def test_run_json_reports_crash() -> None:
     assert code == 1
     data = json.loads(out)
     assert data["status"] == "crash" and data["report"] is None and data["passed"] is False
+
+
+# -----------------------------------------------------------------------------
+# as_of: when an answer's facts that age were checked
+
+
+def _dated_bank(root: Path, months_ago: int) -> tuple[str, str]:
+    """Date alpha.gradient_clipping ``months_ago`` months back; (its as_of, this month)."""
+    import datetime
+
+    today = datetime.date.today()
+    index = today.year * 12 + today.month - 1 - months_ago
+    as_of = f"{index // 12}-{index % 12 + 1:02d}"
+    path = root / "questions" / "alpha" / "gradient_clipping.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + f"as_of: {as_of}\n", encoding="utf-8")
+    return as_of, f"{today:%Y-%m}"
+
+
+def test_show_prints_as_of_beside_the_answer(good_bank: Path) -> None:
+    as_of, _ = _dated_bank(good_bank, 3)
+    _, out = invoke("show", "alpha.gradient_clipping", bank=good_bank)
+    assert "as of" not in out  # no answer shown, no date
+    _, out = invoke("show", "alpha.gradient_clipping", "--answer", bank=good_bank)
+    assert f"Answer · as of {as_of}" in out
+    _, out = invoke("show", "alpha.gradient_clipping", "--answer", "--lang", "zh", bank=good_bank)
+    assert f"参考答案 · 信息截至 {as_of}" in out
+    _, out = invoke("show", "alpha.pick_optimizer", "--answer", bank=good_bank)
+    assert "as of" not in out  # undated
+
+
+def test_validate_stale_lists_old_answers_and_exits_0(good_bank: Path) -> None:
+    as_of, this_month = _dated_bank(good_bank, 7)
+    code, out = invoke("validate", "--stale", "6", str(good_bank))
+    assert code == 0
+    assert (
+        f"gradient_clipping.yaml:26: alpha.gradient_clipping: as_of {as_of} is 7 months old"
+        f" — recheck its dated facts, then set `as_of: {this_month}`"
+    ) in out
+    assert "1 of 1 dated question(s) older than 6 months" in out
+    code, out = invoke("validate", "--stale", "7", str(good_bank))
+    assert code == 0 and "months old" not in out
+    assert "0 of 1 dated question(s) older than 7 months" in out
+    code, out = invoke("validate", "--stale", "6", "--json", str(good_bank))
+    assert code == 0
+    report = json.loads(out)
+    assert report["problems"] == []
+    [stale] = report["stale"]
+    assert stale["id"] == "alpha.gradient_clipping" and stale["months_old"] == 7
+    assert stale["as_of"] == as_of and stale["line"] == 26
+
+
+def test_validate_stale_still_fails_on_problems(good_bank: Path) -> None:
+    _dated_bank(good_bank, 30)
+    shutil.copy(BAD_FILES / "invalid_yaml.yaml", good_bank / "questions" / "alpha" / "x.yaml")
+    code, out = invoke("validate", "--stale", "12", str(good_bank))
+    assert code == 2
+    assert "x.yaml:6: invalid YAML" in out and "is 30 months old" in out

@@ -217,3 +217,27 @@ def test_html_student_sheet_has_no_answers() -> None:
     assert "AdamW, with warm-up and decay" not in page
     assert "Decoupled decay regularizes properly" not in page
     assert "Show the hints" in page and "Adam with a twist" in page
+
+
+def _readable(data: bytes) -> str:
+    """The text of an export; a zip (qti, anki) as the text of all its members."""
+    import io
+    import zipfile
+
+    if not data.startswith(b"PK"):
+        return data.decode("utf-8")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return "".join(zf.read(n).decode("utf-8", "replace") for n in zf.namelist())
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "anki", "gift", "moodle-xml", "qti"])
+def test_as_of_shows_beside_the_answer_in_every_format(fmt: str) -> None:
+    """strategy.moat carries `as_of: 2025-06`: every sheet with answers dates its answer."""
+    assert "as of 2025-06" in _readable(export(QUIZ_BANK, fmt))
+    assert "信息截至 2025-06" in _readable(export(QUIZ_BANK, fmt, lang="zh"))
+    assert "2025-06" not in _readable(export(QUIZ_BANK, fmt, answers=False))
+
+
+def test_json_export_keeps_as_of() -> None:
+    questions = json.loads(export(QUIZ_BANK, "json"))["questions"]
+    assert {q["id"]: q["as_of"] for q in questions if q["as_of"]} == {"strategy.moat": "2025-06"}

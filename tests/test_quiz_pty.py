@@ -272,3 +272,15 @@ def test_the_quiz_speaks_chinese_with_lang_zh(user_home: Path) -> None:
     quiz.close()
     with Store() as store:
         assert [(r.question_id, r.rating) for r in store.reviews()] == [("alpha.clipping", 3)]
+
+
+def test_the_reference_answer_shows_its_as_of(user_home: Path) -> None:
+    quiz = spawn(user_home, "quiz", "--topic", "strategy")
+    quiz.expect(r"\[1/1\] strategy\.moat")
+    quiz.expect("Enter reveal")
+    quiz.send("\r")
+    quiz.expect(r"reference answer(\x1b\[[0-9;]*m)* · as of 2025-06")
+    quiz.expect("Proprietary data loops")
+    quiz.send("q")
+    quiz.expect(pexpect.EOF)
+    quiz.close()

@@ -13,6 +13,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,35 @@ def validate(paths: Iterable[Path] = ()) -> list[Problem]:
     A path may be a bank root, a folder inside one or a single question/solution file;
     cross-file rules (see_also, solution links, orphan solutions) use the whole bank.
     """
+    return validate_and_date(paths)[0]
+
+
+@dataclass(frozen=True, order=True)
+class Dated:
+    """A question whose answer carries ``as_of``: when its facts that age were checked."""
+
+    path: Path
+    line: int
+    id: str
+    as_of: str  # YYYY-MM
+
+    def months_old(self, today: date) -> int:
+        year, month = (int(x) for x in self.as_of.split("-"))
+        return (today.year - year) * 12 + today.month - month
+
+    def stale_line(self, today: date) -> str:
+        """``path:line: id: as_of ... is N months old — what to do`` for ``validate --stale``."""
+        return (
+            f"{_display(self.path)}:{self.line}: {self.id}: as_of {self.as_of} is "
+            f"{self.months_old(today)} months old — recheck its dated facts, then set "
+            f"`as_of: {today:%Y-%m}`"
+        )
+
+
+def validate_and_date(paths: Iterable[Path] = ()) -> tuple[list[Problem], list[Dated]]:
+    """``validate(paths)``, and the valid questions under ``paths`` that carry ``as_of``."""
     paths = [Path(p).resolve() for p in paths] or [default_bank_root().resolve()]
+    dated: list[Dated] = []
     problems: list[Problem] = []
     roots: dict[Path, list[Path]] = {}
     for path in paths:
@@ -154,9 +183,19 @@ def validate(paths: Iterable[Path] = ()) -> list[Problem]:
             continue
         roots.setdefault(root, []).append(path)
     for root, wanted in roots.items():
-        _, found = check_bank(root)
+        records, found = check_bank(root)
         problems += [p for p in found if any(_is_within(p.path, w) for w in wanted)]
-    return sorted(set(problems))
+        for qid, record in records.items():
+            path = root / "questions" / Path(*qid.split(".")).with_suffix(".yaml")
+            if record.get("as_of") and any(_is_within(path, w) for w in wanted):
+                dated.append(Dated(path, _key_line(path, "as_of"), qid, record["as_of"]))
+    return sorted(set(problems)), sorted(dated)
+
+
+def _key_line(path: Path, key: str) -> int:
+    """1-based line of the top-level ``key:`` in a valid YAML file (1 if not found)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next((i for i, line in enumerate(lines, 1) if line.startswith(f"{key}:")), 1)
 
 
 def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:

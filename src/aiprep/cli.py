@@ -150,27 +150,62 @@ def show(ctx: click.Context, question_id: str, answer: bool, lang: str, as_json:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON array.")
+@click.option(
+    "--stale",
+    type=click.IntRange(min=0),
+    metavar="MONTHS",
+    help="Also list the questions whose `as_of` is more than MONTHS months old: a report "
+    "for reviewers of dated facts (it does not change the exit code).",
+)
 @click.pass_context
-def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
+def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, stale: int | None) -> None:
     """Check question files and solution links; exit 2 if anything is wrong.
 
     PATHS may be bank folders, topic folders or single files (default: the whole bank).
-    Each problem is printed as `path:line: what is wrong — how to fix it`.
+    Each problem is printed as `path:line: what is wrong — how to fix it`. With --json and
+    --stale, the output is {"problems": [...], "stale": [...]}.
     """
-    from aiprep.bank import validate as validate_paths
+    import datetime
+
+    from aiprep.bank import validate_and_date
 
     targets = list(paths) or ([ctx.obj] if ctx.obj else [])
-    problems = validate_paths(targets)
+    problems, dated = validate_and_date(targets)
+    today = datetime.date.today()
+    old = [d for d in dated if stale is not None and d.months_old(today) > stale]
     if as_json:
-        _print_json(
-            [
-                {"path": str(p.path), "line": p.line, "message": p.message, "fix": p.fix}
-                for p in problems
-            ]
-        )
+        found = [
+            {"path": str(p.path), "line": p.line, "message": p.message, "fix": p.fix}
+            for p in problems
+        ]
+        if stale is None:
+            _print_json(found)
+        else:
+            _print_json(
+                {
+                    "problems": found,
+                    "stale": [
+                        {
+                            "id": d.id,
+                            "path": str(d.path),
+                            "line": d.line,
+                            "as_of": d.as_of,
+                            "months_old": d.months_old(today),
+                        }
+                        for d in old
+                    ],
+                }
+            )
     else:
         for problem in problems:
             click.echo(str(problem))
+        for d in old:
+            click.echo(d.stale_line(today))
+        if stale is not None:
+            click.echo(
+                f"{len(old)} of {len(dated)} dated question(s) older than {stale} months",
+                err=True,
+            )
     if problems:
         if not as_json:
             click.echo(f"{len(problems)} problem(s)", err=True)

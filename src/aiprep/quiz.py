@@ -62,6 +62,7 @@ _UI = {
         "wrong": "[red]not quite[/]: the answer is {answer} — rated again",
         "your_answer": "your answer",
         "reference": "reference answer",
+        "as_of": "as of {as_of}",
         "key_points": "key points",
         "tick": "tick the points you covered (1-{n}), Enter when done [{got}]",
         "covered": "covered {k}/{n} key points",
@@ -92,6 +93,7 @@ _UI = {
         "wrong": "[red]不对[/]：正确答案是 {answer}，评为 again",
         "your_answer": "你的答案",
         "reference": "参考答案",
+        "as_of": "信息截至 {as_of}",
         "key_points": "要点",
         "tick": "勾选你答到的要点（1-{n}），完成后按 Enter [{got}]",
         "covered": "答到 {k}/{n} 个要点",
@@ -388,7 +390,10 @@ class Asker:
         if typed:
             self.console.print(Text(self.ui("your_answer"), style="bold"))
             self.console.print(Text(typed), style="dim")
-        self.console.print(Text(self.ui("reference"), style="bold green"))
+        head = Text(self.ui("reference"), style="bold green")
+        if q.get("as_of"):
+            head.append(" · " + self.ui("as_of", as_of=q["as_of"]), style="dim")
+        self.console.print(head)
         self.console.print(Markdown(self._text(q["answer"])))
         points = q["key_points"]
         ticked: set[int] = set()

@@ -76,8 +76,20 @@ def question_table(records: Iterable[Record], lang: str, console: Console) -> Te
 _DIFFICULTY_STYLE = {"easy": "green", "medium": "yellow", "hard": "red"}
 
 _HEAD = {
-    "en": {"answer": "Answer", "key_points": "Key points", "choices": "Choices", "hints": "Hints"},
-    "zh": {"answer": "参考答案", "key_points": "要点", "choices": "选项", "hints": "提示"},
+    "en": {
+        "answer": "Answer",
+        "key_points": "Key points",
+        "choices": "Choices",
+        "hints": "Hints",
+        "as_of": "as of",
+    },
+    "zh": {
+        "answer": "参考答案",
+        "key_points": "要点",
+        "choices": "选项",
+        "hints": "提示",
+        "as_of": "信息截至",
+    },
 }
 
 
@@ -107,7 +119,10 @@ def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableTy
     if answer:
         for lg in langs:
             heads = _HEAD[lg]
-            parts += [Text(), Text(heads["answer"], style="bold green"), Markdown(q["answer"][lg])]
+            head = Text(heads["answer"], style="bold green")
+            if q.get("as_of"):
+                head.append(f" · {heads['as_of']} {q['as_of']}", style="dim")
+            parts += [Text(), head, Markdown(q["answer"][lg])]
             parts += [Text(), Text(heads["key_points"], style="bold green")]
             parts += [Text(f"  ☐ {kp[lg]}") for kp in q["key_points"]]
     source = q["source"]

@@ -15,6 +15,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from html import escape
 
 from aiprep.exporters import ExportOptions, Item
 from aiprep.exporters.document import Choice, Question, document
@@ -76,7 +77,8 @@ def reference_html(q: Question) -> str | None:
     """What the grader reads: answer, key points, solution (``with_code``); None without answers."""
     if q.answer is None:
         return None
-    parts = [block(q.answer).strip()]
+    parts = [f"<p><em>{escape(q.as_of)}</em></p>"] if q.as_of else []
+    parts.append(block(q.answer).strip())
     if q.key_points:
         parts.append(points_list(q.key_points))
     if q.code is not None:

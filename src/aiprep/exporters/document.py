@@ -26,6 +26,7 @@ HEADS = {
         "questions": "questions",
         "with_answers": "answers included",
         "students": "student sheet, no answers",
+        "as_of": "as of",
     },
     "zh": {
         "contents": "目录",
@@ -38,6 +39,7 @@ HEADS = {
         "questions": "道题",
         "with_answers": "含参考答案",
         "students": "学生版，不含答案",
+        "as_of": "信息截至",
     },
 }
 
@@ -63,6 +65,7 @@ class Question:
     key_points: list[str]
     code: str | None
     source: str  # plain text
+    as_of: str | None  # "as of 2026-11" in the sheet's language(s), beside the answer; or None
 
 
 @dataclass
@@ -124,6 +127,11 @@ def document(items: Sequence[Item], options: ExportOptions) -> Document:
                 key_points=[inline(k) for k in q["key_points"]] if options.answers else [],
                 code=item.code if options.answers else None,
                 source=where,
+                as_of=(
+                    f"{heading('as_of', options)} {q['as_of']}"
+                    if q.get("as_of") and options.answers
+                    else None
+                ),
             )
         )
     count = len(items)

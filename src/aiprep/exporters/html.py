@@ -48,8 +48,8 @@ CSS = """
 body { font: 16px/1.55 system-ui, -apple-system, "Segoe UI", "Noto Sans", "PingFang SC",
   "Microsoft YaHei", sans-serif; color: var(--fg); max-width: 52rem; margin: 2rem auto;
   padding: 0 1rem; }
-h1 { margin-bottom: .2rem; } .subtitle, .meta, .source { color: var(--dim); }
-.meta, .source { font-size: .9rem; }
+h1 { margin-bottom: .2rem; } .subtitle, .meta, .source, .as-of { color: var(--dim); }
+.meta, .source, .as-of { font-size: .9rem; }
 nav.toc ul { padding-left: 1.2rem; } nav.toc a { text-decoration: none; }
 article { border-top: 1px solid var(--line); padding: .6rem 0 1rem; break-inside: avoid-page; }
 h3 { margin: .6rem 0 .2rem; } h3 .qid { font-family: ui-monospace, monospace;
@@ -104,7 +104,8 @@ def answer_sections(q: Question, heads: dict[str, str], *, highlight: bool = Tru
     if q.choices and q.choices[0].correct is not None:
         out.append(marked_choices(q.choices))
     if q.answer is not None:
-        out.append(f"<h4>{escape(heads['answer'])}</h4>\n{block(q.answer)}")
+        dated = f' <span class="as-of">· {escape(q.as_of)}</span>' if q.as_of else ""
+        out.append(f"<h4>{escape(heads['answer'])}{dated}</h4>\n{block(q.answer)}")
     if q.key_points:
         out.append(f"<h4>{escape(heads['key_points'])}</h4>\n{points_list(q.key_points)}")
     if q.code is not None:

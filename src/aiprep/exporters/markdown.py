@@ -58,7 +58,8 @@ def _question(q: Question, doc: Document) -> list[str]:
         lines += [f"{i}. {inert(hint)}".replace("\n", "\n   ") for i, hint in enumerate(q.hints, 1)]
         lines.append("")
     if q.answer is not None:
-        lines += [f"#### {h['answer']}", "", inert(q.answer), ""]
+        dated = f" · {q.as_of}" if q.as_of else ""
+        lines += [f"#### {h['answer']}{dated}", "", inert(q.answer), ""]
     if q.key_points:
         lines += [f"#### {h['key_points']}", ""]
         lines += [f"- [ ] {inert(k)}" for k in q.key_points]

@@ -1,0 +1,78 @@
+"""Every equality-type check holds with oneDNN on and off, on this CPU.
+
+A solution that compares an answer with an independent reference to float tolerance
+(attention vs Keras, 2 replicas vs 1, TD targets vs a hand computation, ...) puts those
+comparisons in ``reference_comparisons(impl) -> dict[str, Comparison]``. oneDNN changes
+the kernels and their summation order, so a tolerance that only holds for one of them
+(an absolute 1e-5 on values of order 100 is about one float32 ulp) fails here before it
+fails on a user's machine. Each run is a fresh process: TF reads the flag at import.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from aiprep.paths import default_bank_root
+from aiprep.runner import QUIET_ENV
+
+ROOT = default_bank_root()
+
+# Solutions whose claim is an equality with a reference: each must expose its comparisons.
+MUST_COMPARE = {
+    "distributed.mirrored_strategy",
+    "nlp.transformer_attention_classifier",
+    "rl.dqn_lane_keeping",
+    "rl.fix_seed_dqn",
+}
+
+
+def _comparing_solutions() -> list[str]:
+    found = []
+    for path in sorted((ROOT / "solutions").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(
+            isinstance(n, ast.FunctionDef) and n.name == "reference_comparisons" for n in tree.body
+        ):
+            found.append(".".join(path.relative_to(ROOT / "solutions").with_suffix("").parts))
+    return found
+
+
+COMPARING = _comparing_solutions()
+
+_CHILD = """
+import json, sys
+import importlib
+module = importlib.import_module("solutions." + sys.argv[1])
+found = module.reference_comparisons(module)
+print(json.dumps({k: [c.tolerance_used, c.max_abs_diff, c.detail] for k, c in found.items()}))
+"""
+
+
+def test_the_equality_solutions_expose_their_comparisons() -> None:
+    assert MUST_COMPARE <= set(COMPARING)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("onednn", ["0", "1"], ids=lambda v: f"onednn={v}")
+@pytest.mark.parametrize("module", COMPARING, ids=str)
+def test_reference_comparisons_hold(module: str, onednn: str) -> None:
+    env = dict(os.environ, **QUIET_ENV, TF_ENABLE_ONEDNN_OPTS=onednn, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, module],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found, "reference_comparisons returned nothing"
+    failed = {name: r for name, r in found.items() if not r[0] <= 1.0}
+    assert not failed, failed
