@@ -67,3 +67,28 @@ def test_ctrl_c_stops_the_child_too() -> None:
     assert proc.returncode == 1
     time.sleep(0.2)
     assert not Path(f"/proc/{child}").exists()
+
+
+def test_seed_facts_are_shown_but_not_the_verdict() -> None:
+    report = SolutionReport("x")
+    assert not report.seed_fact("the seed raises", 0, "==", 1)
+    assert report.check("the answer works", 1, "==", 1)
+    assert report.passed and not report.seed_facts_hold
+    assert SolutionReport.from_dict(report.to_dict()) == report
+
+
+def test_a_broken_seed_fact_fails_the_reference_run_not_a_candidate(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from aiprep.cli import cli
+
+    run = CliRunner().invoke(cli, ["--bank", str(RUNNER_BANK), "run", "crash.seed_changed"])
+    assert run.exit_code == 1, run.output
+    assert "about the seed (not part of the verdict)" in run.output
+    assert "1/1 checks passed" in run.output and "no longer holds" in run.output
+    attempt = tmp_path / "attempt.py"
+    attempt.write_text('def add(a, b):\n    """a + b."""\n    return a + b\n')
+    verify = CliRunner().invoke(
+        cli, ["--bank", str(RUNNER_BANK), "verify", "crash.seed_changed", str(attempt)]
+    )
+    assert verify.exit_code == 0, verify.output

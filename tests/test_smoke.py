@@ -40,6 +40,7 @@ def test_smoke_isolates_crashes_hangs_hard_exits_and_memory_hogs(tmp_path: Path)
         "crash.memory_hog",
         "crash.passes",
         "crash.raises",
+        "crash.seed_changed",
         "crash.wrong_answer",
     }
     assert jobs["crash.passes"]["state"] == "passed"
@@ -50,6 +51,7 @@ def test_smoke_isolates_crashes_hangs_hard_exits_and_memory_hogs(tmp_path: Path)
         "crash.memory_hog": "more than --memory 700",
         "crash.raises": "raises.py:9: ValueError: shapes (3, 4) and (5,) do not match",
         "crash.wrong_answer": "failed: 2 + 2 == 4",
+        "crash.seed_changed": "failed: about the seed: the seed's add(2, 2) is off by one",
     }
     for qid, words in expected.items():
         assert jobs[qid]["state"] == "failed", qid
@@ -58,11 +60,11 @@ def test_smoke_isolates_crashes_hangs_hard_exits_and_memory_hogs(tmp_path: Path)
     assert "starting to hang" in jobs["crash.hang"]["output_tail"]
 
     suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == ("6", "5")
+    assert (suite.get("tests"), suite.get("failures")) == ("7", "6")
     failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
     assert failed == set(expected)
     # the summary: slowest first, with the failures explained
-    assert "1/6 passed" in result.output
+    assert "1/7 passed" in result.output
     assert "crash.hang: timed out" in result.output
 
 

@@ -49,6 +49,8 @@ def test_reference_solution_passes_its_checks(question_id: str) -> None:
     assert result.report is not None
     failed = [f"{c.name}: {c.value} not {c.rule}" for c in result.report.checks if not c.passed]
     assert not failed, failed
+    broken = [f"{c.name}: {c.value} not {c.rule}" for c in result.report.seed_facts if not c.passed]
+    assert not broken, f"what the answer says about the seed no longer holds: {broken}"
 
 
 # Each solution has a typical wrong answer in tests/fixtures/wrong_answers/<topic>__<slug>.py,

@@ -257,7 +257,7 @@ def run(ctx: click.Context, question_id: str, timeout: float, as_json: bool, ver
     )
     if as_json:
         _print_json(_run_json(question_id, q["solution"], result))
-    ctx.exit(0 if result.passed else 1)
+    ctx.exit(0 if result.reference_holds else 1)
 
 
 @cli.command()

@@ -15,7 +15,7 @@ from aiprep.bank import Record
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from aiprep.report import SolutionReport
+    from aiprep.report import Check, SolutionReport
     from aiprep.runner import RunResult
     from aiprep.smoke import Job
 
@@ -135,27 +135,40 @@ def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableTy
 
 
 def report_tables(report: SolutionReport) -> RenderableType:
-    """The metrics table and the checks table of a solution report."""
+    """The metrics table, the seed's facts (debug questions) and the checks of a report."""
     from aiprep.report import format_value
 
-    metrics = Table(title="metrics", title_justify="left", show_edge=False, header_style="bold")
-    metrics.add_column("metric")
-    metrics.add_column("value", justify="right")
-    metrics.add_column("unit", style="dim")
-    for m in report.metrics:
-        metrics.add_row(m.name, format_value(m.value), m.unit)
-    checks = Table(title="checks", title_justify="left", show_edge=False, header_style="bold")
-    checks.add_column("")
-    checks.add_column("check")
-    checks.add_column("value", justify="right")
-    checks.add_column("threshold")
-    for c in report.checks:
+    parts: list[RenderableType] = []
+    if report.metrics:
+        metrics = Table(title="metrics", title_justify="left", show_edge=False, header_style="bold")
+        metrics.add_column("metric")
+        metrics.add_column("value", justify="right")
+        metrics.add_column("unit", style="dim")
+        for m in report.metrics:
+            metrics.add_row(m.name, format_value(m.value), m.unit)
+        parts += [metrics, Text()]
+    if report.seed_facts:
+        parts += [_check_table("about the seed (not part of the verdict)", report.seed_facts)]
+        parts.append(Text())
+    parts.append(_check_table("checks", report.checks))
+    return Group(*parts)
+
+
+def _check_table(title: str, checks: Iterable[Check]) -> Table:
+    from aiprep.report import format_value
+
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    table.add_column("")
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    table.add_column("threshold")
+    for c in checks:
         mark = "[green]PASS[/]" if c.passed else "[red]FAIL[/]"
         name = Text(c.name)
         if c.detail:  # expected vs got, the first differing values: shown under the name
             name.append(f"\n{c.detail}", style="dim")
-        checks.add_row(mark, name, format_value(c.value), c.rule)
-    return Group(metrics, Text(), checks) if report.metrics else checks
+        table.add_row(mark, name, format_value(c.value), c.rule)
+    return table
 
 
 def run_and_show(
@@ -199,6 +212,13 @@ def run_and_show(
     console.print(
         f"\n[{style}]{passed}/{len(report.checks)} checks passed[/] in {result.wall_s:.1f} s"
     )
+    if not report.seed_facts_hold:
+        wrong = ", ".join(c.name for c in report.seed_facts if not c.passed)
+        console.print(
+            f"[yellow]about the seed: {wrong} no longer holds[/] (a library changed how "
+            "the seed's code behaves; the answer's account of the seed needs updating)",
+            soft_wrap=True,
+        )
     return result
 
 

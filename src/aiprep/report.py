@@ -2,6 +2,13 @@
 
 A check stores the measured value, the comparison and the threshold, and computes
 ``passed`` itself, so a solution cannot declare a check passed without measuring it.
+
+Checks are the candidate's verdict: each responds to the code under test. What a debug
+solution shows about the seed's own code ("the original raises TypeError", "the seed's
+pruned model has sparsity 0") is recorded with ``seed_fact``: the same measured-value form,
+shown in its own section, required to hold for the reference run (tests and smoke), but
+never part of ``passed``: a candidate's code cannot change it, and a library upgrade that
+rewords an error must not fail a correct candidate.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ class SolutionReport:
     solution: str
     metrics: list[Metric] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    seed_facts: list[Check] = field(default_factory=list)  # about the seed, not the verdict
 
     def metric(self, name: str, value: float | int | str, unit: str = "") -> None:
         """Record a measurement (floats are stored as plain Python floats)."""
@@ -65,17 +73,31 @@ class SolutionReport:
 
         A NaN value never passes.
         """
-        if op not in _OPS:
-            raise ValueError(f"unknown comparison {op!r}; use one of {', '.join(_OPS)}")
-        value, threshold = float(value), float(threshold)
-        passed = not math.isnan(value) and _OPS[op](value, threshold)
-        self.checks.append(Check(name, value, op, threshold, passed, detail))
-        return passed
+        found = _measure(name, value, op, threshold, detail)
+        self.checks.append(found)
+        return found.passed
+
+    def seed_fact(
+        self, name: str, value: float, op: str, threshold: float, detail: str = ""
+    ) -> bool:
+        """Record ``value op threshold`` about the seed's code, outside the verdict.
+
+        For what the reference run shows about the broken original (it raises, it learns
+        nothing): the candidate's code cannot change it, so it is not a check.
+        """
+        found = _measure(name, value, op, threshold, detail)
+        self.seed_facts.append(found)
+        return found.passed
 
     @property
     def passed(self) -> bool:
-        """True when there is at least one check and every check holds."""
+        """The verdict: at least one check, and every check holds (seed facts aside)."""
         return bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def seed_facts_hold(self) -> bool:
+        """Every fact about the seed holds: required of the reference run only."""
+        return all(c.passed for c in self.seed_facts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +105,7 @@ class SolutionReport:
             "passed": self.passed,
             "metrics": [asdict(m) for m in self.metrics],
             "checks": [asdict(c) for c in self.checks],
+            "seed_facts": [asdict(c) for c in self.seed_facts],
         }
 
     @classmethod
@@ -91,7 +114,17 @@ class SolutionReport:
             solution=data["solution"],
             metrics=[Metric(**m) for m in data["metrics"]],
             checks=[Check(**c) for c in data["checks"]],
+            seed_facts=[Check(**c) for c in data.get("seed_facts", [])],
         )
+
+
+def _measure(name: str, value: float, op: str, threshold: float, detail: str) -> Check:
+    """``value op threshold`` as a Check whose verdict is computed here; NaN never passes."""
+    if op not in _OPS:
+        raise ValueError(f"unknown comparison {op!r}; use one of {', '.join(_OPS)}")
+    value, threshold = float(value), float(threshold)
+    passed = not math.isnan(value) and _OPS[op](value, threshold)
+    return Check(name, value, op, threshold, passed, detail)
 
 
 def _fmt(x: float) -> str:

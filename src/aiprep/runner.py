@@ -48,7 +48,13 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
+        """The candidate's verdict: the run finished and every check holds."""
         return self.status == "ok" and self.report is not None and self.report.passed
+
+    @property
+    def reference_holds(self) -> bool:
+        """For the reference run: passed, and every fact it states about the seed holds."""
+        return self.passed and self.report is not None and self.report.seed_facts_hold
 
 
 def run_solution(

@@ -243,10 +243,12 @@ def _finish(run: _Running, why: str) -> None:
             job.message = f"killed by {signal.Signals(-code).name} before reporting"
         else:
             job.message = f"exited with code {code} before reporting"
-    elif job.report is not None and not job.report.passed:
+    elif job.report is not None and not (job.report.passed and job.report.seed_facts_hold):
         failed = [c.name for c in job.report.checks if not c.passed]
+        failed += [f"about the seed: {c.name}" for c in job.report.seed_facts if not c.passed]
         job.message = "failed: " + "; ".join(failed) if failed else "no checks"
-    job.state = "passed" if (not why and job.report is not None and job.report.passed) else "failed"
+    ok = not why and job.report is not None and job.report.passed and job.report.seed_facts_hold
+    job.state = "passed" if ok else "failed"
     if job.state == "failed":
         try:
             text = run.log.read_text(encoding="utf-8", errors="replace")
@@ -318,8 +320,15 @@ def junit_xml(jobs: Sequence[Job], wall_s: float) -> bytes:
         if job.report is not None:
             out = ET.SubElement(case, "system-out")
             out.text = "\n".join(
-                f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.value} {c.rule}"
-                for c in job.report.checks
+                [
+                    f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.value} {c.rule}"
+                    for c in job.report.checks
+                ]
+                + [
+                    f"{'HOLDS' if c.passed else 'BROKEN'} about the seed: {c.name}: "
+                    f"{c.value} {c.rule}"
+                    for c in job.report.seed_facts
+                ]
             )
     ET.indent(suite)
     data: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
