@@ -827,6 +827,104 @@ def smoke(
     ctx.exit(0 if all(j.passed for j in queue) else 1)
 
 
+@cli.command("check-coverage")
+@click.option("--topic", multiple=True, help="Only this topic (repeatable).")
+@click.option(
+    "--ids", multiple=True, help="Only these question ids (repeatable, or comma-separated)."
+)
+@click.option(
+    "--mutants/--no-mutants",
+    default=True,
+    show_default=True,
+    help="Also run generated wrong answers: each answer function's result zeroed, negated, "
+    "or its first argument returned unchanged.",
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=None, help="Runs at a time [default: CPUs]."
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=1), default=300, show_default=True, help="Seconds."
+)
+@click.option(
+    "--memory",
+    type=click.FloatRange(min=100),
+    default=8192,
+    show_default=True,
+    help="MiB a run may hold resident before it is killed.",
+)
+@click.option(
+    "--min",
+    "minimum",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Exit 1 when fewer than this percentage of checks were seen failing.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results as JSON.",
+)
+@click.pass_context
+def check_coverage(
+    ctx: click.Context,
+    topic: tuple[str, ...],
+    ids: tuple[str, ...],
+    mutants: bool,
+    jobs: int | None,
+    timeout: float,
+    memory: float,
+    minimum: float | None,
+    json_path: Path | None,
+) -> None:
+    """For authors: which checks a wrong answer has been seen failing.
+
+    Runs each reference solution, its wrong-answer fixtures
+    (tests/fixtures/wrong_answers/<topic>__<slug>[__<variant>].py) and, with --mutants,
+    generated wrong answers, all in parallel and isolated like `smoke`. A check counts
+    when a wrong answer ran to the end and failed it; a check that cannot be provoked
+    says so with a detail starting `guard:`. Lists, per solution, the checks no wrong
+    answer failed.
+    """
+    import os
+    import tempfile
+
+    bank = _bank(ctx)
+    records = _only_ids(bank, [q for q in _selected(bank, topic, (), (), ()) if q["solution"]], ids)
+    if not records:
+        raise BadInput("no runnable questions match these filters; see `aiprep list`")
+    if json_path is not None and not json_path.absolute().parent.is_dir():
+        raise BadInput(f"{json_path}: its folder does not exist")
+    from aiprep.check_coverage import collect, plan, totals
+    from aiprep.exporters import write_atomic
+    from aiprep.render import SmokeDisplay, coverage_table
+    from aiprep.smoke import smoke as run_all
+
+    console = _console()
+    workers = jobs or os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="aiprep-mutants-") as tmp:
+        runs = plan(
+            bank.root, [(q["id"], q["solution"]) for q in records], Path(tmp), mutants=mutants
+        )
+        with SmokeDisplay(console, runs.jobs) as display:
+            run_all(
+                bank.root,
+                runs.jobs,
+                workers=workers,
+                timeout=timeout,
+                memory_mb=memory,
+                on_change=display.update,
+            )
+    results = collect(runs)
+    summary = totals(results)
+    console.print(coverage_table(results, summary))
+    if json_path is not None:
+        data = {"totals": summary, "solutions": [r.to_dict() for r in results]}
+        write_atomic(json_path, (json.dumps(data, indent=2) + "\n").encode(), force=True)
+    low = minimum is not None and summary["coverage"] * 100 < minimum
+    ctx.exit(1 if low or not all(r.reference_ok for r in results) else 0)
+
+
 def _run_json(question_id: str, solution: str, result: Any) -> dict[str, Any]:
     return {
         "id": question_id,

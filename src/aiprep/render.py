@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
@@ -15,6 +15,7 @@ from aiprep.bank import Record
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from aiprep.check_coverage import SolutionCoverage
     from aiprep.report import Check, SolutionReport
     from aiprep.runner import RunResult
     from aiprep.smoke import Job
@@ -389,3 +390,38 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
                 Text(job.output_tail, style="dim"),
             ]
     return Group(*parts)
+
+
+def coverage_table(results: Sequence[SolutionCoverage], summary: dict[str, Any]) -> Group:
+    """``aiprep check-coverage``: per solution, the checks no wrong answer failed."""
+    table = Table(
+        title="checks a wrong answer was seen failing",
+        title_justify="left",
+        header_style="bold",
+        show_edge=False,
+    )
+    table.add_column("solution")
+    table.add_column("covered", justify="right")
+    table.add_column("wrong answers", justify="right")
+    table.add_column("not shown failing")
+    for r in sorted(results, key=lambda r: r.module):
+        name = Text(r.module)
+        if not r.reference_ok:
+            name.append("\nreference fails its checks", style="red")
+        missing = Text("\n".join(r.uncovered), style="yellow")
+        guards = [g for g in r.guards if g not in r.covered]
+        if guards:
+            missing.append(
+                ("\n" if r.uncovered else "") + "\n".join(f"guard: {g}" for g in guards),
+                style="dim",
+            )
+        ran = f"{len(r.ran)} ran" + (f", {len(r.crashed)} n/a" if r.crashed else "")
+        table.add_row(name, f"{len(r.covered)}/{len(r.checks)}", ran, missing)
+    style = "green" if summary["uncovered"] == 0 else "yellow"
+    line = Text.from_markup(
+        f"[{style}]check coverage: {summary['covered']}/{summary['checks']} checks "
+        f"({summary['coverage']:.0%}) seen failing for a wrong answer[/]; "
+        f"{summary['guards']} guard(s), {summary['uncovered']} not shown failing, "
+        f"over {summary['solutions']} solution(s)"
+    )
+    return Group(table, Text(), line)

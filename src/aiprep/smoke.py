@@ -35,6 +35,7 @@ class Job:
 
     id: str
     module: str
+    attempt: Path | None = None  # run the checks on this file instead of the reference
     state: State = "queued"
     phase: str = ""  # the last progress phase it reported
     started: float = 0.0
@@ -65,7 +66,7 @@ class Job:
         }
 
 
-def _worker(root: str, module: str, events: Connection, log_path: str) -> None:
+def _worker(root: str, module: str, attempt: str | None, events: Connection, log_path: str) -> None:
     """In the forked process: own session, output to the log, then the usual child run."""
     os.setsid()  # its own process group: a kill takes whatever it started too
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -73,7 +74,7 @@ def _worker(root: str, module: str, events: Connection, log_path: str) -> None:
     os.dup2(log, 2)
     from aiprep._child import run_check
 
-    run_check(Path(root), module, os.dup(events.fileno()))
+    run_check(Path(root), module, os.dup(events.fileno()), Path(attempt) if attempt else None)
 
 
 @dataclass
@@ -189,9 +190,15 @@ def _start_server(context: Any) -> None:
 
 def _start(context: Any, root: Path, job: Job, tmp: Path) -> _Running:
     reader, writer = context.Pipe(duplex=False)
-    log = tmp / f"{job.id}.log"
+    fd, name = tempfile.mkstemp(dir=tmp, suffix=".log")  # ids may repeat (several attempts)
+    os.close(fd)
+    log = Path(name)
+    attempt = str(job.attempt) if job.attempt else None
     process = context.Process(
-        target=_worker, args=(str(root), job.module, writer, str(log)), name=job.id, daemon=False
+        target=_worker,
+        args=(str(root), job.module, attempt, writer, str(log)),
+        name=job.id,
+        daemon=False,
     )
     process.start()
     job.state, job.started = "running", time.monotonic()
