@@ -165,3 +165,21 @@ def test_misspelt_field_is_reported_once(good_bank: Path) -> None:
     shutil.copy(BAD_FILES / "unknown_field.yaml", good_bank / "questions" / "alpha" / "x.yaml")
     _, problems = check_bank(good_bank)
     assert [p.message for p in problems if p.path.name == "x.yaml"] == ["unknown field `hint`"]
+
+
+def test_soft_line_breaks_between_chinese_characters_are_joined(good_bank: Path) -> None:
+    path = good_bank / "questions" / "alpha" / "gradient_clipping.yaml"
+    fence = "`" * 3
+    old = "  zh: 当少数批次产生梯度爆炸时，它限制了每次更新的幅度。\n"
+    new = (
+        "  zh: |\n    先实现。\n    再转换为\n    全整数 int8\n    模型。\n\n"
+        f"    {fence}\n    代码\n    注释\n    {fence}\n"
+    )
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    records, problems = check_bank(good_bank)
+    assert not problems, problems
+    zh = records["alpha.gradient_clipping"]["answer"]["zh"]
+    assert zh.startswith("先实现。再转换为全整数 int8\n模型。\n\n")  # CJK-CJK joined only
+    assert f"{fence}\n代码\n注释\n{fence}" in zh  # code as written

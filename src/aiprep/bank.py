@@ -292,8 +292,40 @@ def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
                     f"add `solution: {module}` to its question, or delete the file",
                 )
             )
-    records = {qid: q.model_dump(mode="json") for qid, (q, _, _) in sorted(questions.items())}
+    records = {
+        qid: _join_cjk_lines(q.model_dump(mode="json"))
+        for qid, (q, _, _) in sorted(questions.items())
+    }
     return records, problems
+
+
+# A line break between two Chinese characters (or CJK punctuation) in a YAML block is a
+# soft break of the source: Markdown would render it as a space, which Chinese text does
+# not have ("实现。 输入输出为 int8"). Between CJK and Latin text the space stays.
+_CJK = (
+    r"\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff"  # radicals, CJK punctuation, kana
+    r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"  # ideographs, full-width forms
+)
+_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t]*\n[ \t]*(?=[{_CJK}])")
+_FENCE = re.compile(r"(^```.*?^```[ \t]*$)", re.M | re.S)
+
+
+def _join_cjk_lines(value: Any) -> Any:
+    """Every ``zh`` text in a record with its soft line breaks between CJK characters
+    removed (fenced code left as written)."""
+    if isinstance(value, dict):
+        return {
+            k: _join_cjk_text(v) if k == "zh" and isinstance(v, str) else _join_cjk_lines(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_join_cjk_lines(v) for v in value]
+    return value
+
+
+def _join_cjk_text(text: str) -> str:
+    parts = _FENCE.split(text)  # odd indices: fenced code blocks
+    return "".join(p if i % 2 else _CJK_BREAK.sub("", p) for i, p in enumerate(parts))
 
 
 def _load_question(path: Path, model: Any, problems: list[Problem]) -> tuple[Any, yaml.Node] | None:
