@@ -25,30 +25,40 @@ def test_importing_the_cli_does_not_load_tensorflow() -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "shows"),
     [
-        ["list"],
-        ["list", "--json"],
-        ["show", "alpha.pick_optimizer", "--answer"],
-        ["validate"],
-        ["stats", "--json"],
-        ["progress", "export"],
-        ["practice", "beta.mean_estimate", "-o", "{tmp}/starter.py"],
-        ["export", "--format", "html", "-o", "{tmp}/set.html", "--with-code"],
+        (["list"], "alpha.pick_optimizer"),
+        (["list", "--json"], '"id": "alpha.gradient_clipping"'),
+        (["show", "alpha.pick_optimizer", "--answer"], "✓ A. AdamW"),
+        (["validate"], "ok: no problems found"),
+        (["stats", "--json"], '"topics"'),
+        (["progress", "export"], '"format"'),
+        (["practice", "beta.mean_estimate", "-o", "{tmp}/starter.py"], "wrote"),
+        (["export", "--format", "html", "-o", "{tmp}/set.html", "--with-code"], "wrote"),
     ],
-    ids=" ".join,
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
 )
 def test_commands_that_run_no_solution_do_not_load_tensorflow(
-    args: list[str], tmp_path: Path
+    args: list[str], shows: str, tmp_path: Path
 ) -> None:
+    """Each command really ran to success (its exit code and output), without TensorFlow."""
     quiz_bank = ("stats", "progress", "practice", "export")
     bank = FIXTURES / "quiz" if args[0] in quiz_bank else GOOD_BANK
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    code = (
+    probe = (
+        "import sys\n"
         "from aiprep.cli import cli\n"
-        f"cli.main(['--bank', {str(bank)!r}, *{args!r}], standalone_mode=False)"
+        f"code = cli.main(['--bank', {str(bank)!r}, *{args!r}], standalone_mode=False)\n"
+        "sys.stderr.write(f'\\nEXIT={code}\\nMODULES=' + ' '.join(sorted(sys.modules)))\n"
     )
-    loaded = _loaded(code)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    tail = done.stderr.rsplit("\nEXIT=", 1)[1]
+    code, modules = tail.split("\nMODULES=")
+    assert code in ("None", "0"), done.stdout + done.stderr
+    assert shows in done.stdout + done.stderr
+    loaded = set(modules.split())
+    assert "aiprep.cli" in loaded
     assert "tensorflow" not in loaded
     assert "numpy" not in loaded
 
