@@ -1,13 +1,15 @@
 """A GAN trained with a custom GradientTape step, measured on a ring of 8 Gaussians.
 
-A generator maps noise z to samples and a discriminator scores samples as real or fake; they
-are trained in alternation, each with its own optimizer, from one discriminator forward pass
-on real and generated data. The discriminator outputs logits and the losses use
-``from_logits=True``; the generator uses the non-saturating loss -log D(G(z)). Images make
-success a matter of taste, so the data here is a 2-D mixture of 8 Gaussians on a circle whose
-modes are known: the checks count how many modes the generator covers (mode collapse shows up
-as missing modes), how many samples land near a mode, and a sliced Wasserstein distance
-between generated and real samples, each compared with the same generator untrained.
+A generator maps noise z to samples and a discriminator scores samples as real or fake. Each
+step updates both at once (a simultaneous update, not alternating D and G steps), each with
+its own optimizer, from one discriminator forward pass on the same real and generated batch.
+The discriminator outputs logits and the losses use ``from_logits=True``; an R1 penalty on
+the logit's input gradient keeps D smooth around the data; the generator uses the
+non-saturating loss -log D(G(z)). Images make success a matter of taste, so the data here
+is a 2-D mixture of 8 Gaussians on a circle whose modes are known: the checks count how many
+modes the generator covers (mode collapse shows up as missing modes), how many samples land
+near a mode, and a sliced Wasserstein distance between generated and real samples, each
+compared with the same generator untrained.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ BATCH_SIZE = 256
 LEARNING_RATE = 2e-3  # start of a cosine decay to 0
 R1_GAMMA = 1.0  # weight of the R1 gradient penalty on the discriminator
 N_EVAL = 4000  # generated and real samples for the measurements
+FAR_RADIUS = 1000.0  # 500x the ring's radius: a logit grows there, a probability cannot
 
 
 # The functions a candidate writes; check(impl) calls only these on impl.
@@ -56,9 +59,14 @@ def build_generator(latent_dim: int) -> keras.Model:
 def build_discriminator() -> keras.Model:
     """Samples (B, 2) float32 -> one logit per sample (B, 1): > 0 means "real".
 
-    No sigmoid: the losses take logits (``from_logits=True``). A sigmoid here AND
-    ``from_logits=True`` in the loss (seed 001) squashes the logit into [0, 1], so the
-    discriminator can never be confident and the generator gets almost no signal.
+    No sigmoid: the losses take logits (``from_logits=True``) and the R1 penalty in
+    ``train`` is the input gradient of the logit. With a sigmoid here (seed 001) the BCE
+    is still right in this step: tf_keras sees a Sigmoid output fed straight into the loss
+    and uses its input, with a warning. What breaks is R1: it then penalises
+    grad sigmoid(D) = sigmoid'(D) * grad D, at most 1/4 of grad D and vanishing wherever D
+    is confident, the steep walls R1 exists to flatten. The generator collapses, how far
+    depends on float rounding (tests/fixtures/wrong_answers/generative__gan.py: 0 or 6 of 8
+    modes, oneDNN off or on); the check on D's outputs far from the data catches it for sure.
     """
     return keras.Sequential(
         [
@@ -81,9 +89,9 @@ def train(
 ) -> dict[str, list[float]]:
     """Adversarial training of both models in place on ``real`` samples (N, 2) float32.
 
-    Each step draws a batch of real samples and one of noise, then updates the discriminator
-    and the generator once each. Returns the losses of every step:
-    {"d_loss": [...], "g_loss": [...]}.
+    Each step draws a batch of real samples and one of noise, computes both losses from the
+    same forward pass and updates the discriminator and the generator at once (simultaneous,
+    not alternating). Returns the losses of every step: {"d_loss": [...], "g_loss": [...]}.
     """
     latent_dim = generator.input_shape[-1]
     # Two optimizers: each one's Adam moments belong to one network. beta_1 = 0.5 (DCGAN):
@@ -107,9 +115,11 @@ def train(
                 r1_tape.watch(real_batch)
                 real_logits = discriminator(real_batch, training=True)  # (B, 1)
                 real_logit_sum = tf.reduce_sum(real_logits)  # inside the tape, or no gradient
-            # R1 penalty: |dD/dx|^2 on real data. It keeps D from building steep walls around
-            # the modes G has found, which is what drives G to hop from mode to mode (mode
-            # collapse). The outer d_tape differentiates through this gradient (double backprop).
+            # R1 penalty: |dD/dx|^2 on real data, D the LOGIT (Mescheder et al. 2018). It keeps
+            # D from building steep walls around the modes G has found, which is what drives G
+            # to hop from mode to mode (mode collapse). Taken through a sigmoid it would shrink
+            # by sigmoid'(D)^2 <= 1/16, to ~0 where D is confident. The outer d_tape
+            # differentiates through this gradient (double backprop).
             real_grads = r1_tape.gradient(real_logit_sum, real_batch)  # (B, 2)
             r1 = tf.reduce_mean(tf.reduce_sum(tf.square(real_grads), axis=1))
             fake_logits = discriminator(fake, training=True)  # (B, 1)
@@ -184,6 +194,17 @@ def generate(generator: keras.Model, n: int, seed: int) -> np.ndarray:
     return np.asarray(generator.predict(z.astype(np.float32), batch_size=1024, verbose=0))
 
 
+def far_outputs(discriminator: keras.Model, n: int = 64) -> np.ndarray:
+    """D's outputs (n, 1) at n points evenly spaced on a circle of radius FAR_RADIUS.
+
+    D is a LeakyReLU MLP, piecewise linear, so far from the data its logit grows in
+    proportion to the distance in almost every direction. A sigmoid output stays in (0, 1).
+    """
+    angles = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    points = FAR_RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (n, 2)
+    return np.asarray(discriminator(points.astype(np.float32), training=False))
+
+
 def check(impl: object) -> SolutionReport:
     """Train ``impl``'s GAN on the ring; measure it against the real data and its untrained self."""
     report = SolutionReport(solution="generative.gan")
@@ -198,6 +219,7 @@ def check(impl: object) -> SolutionReport:
     history = impl.train(generator, discriminator, real)  # type: ignore[attr-defined]
     train_s = time.perf_counter() - t0
     after = measure(generate(generator, N_EVAL, SEED + 2), real_eval)
+    far = far_outputs(discriminator)  # (64, 1)
     # The floor: the distance between two independent real samples of the same size.
     real_again, _ = ring_of_gaussians(N_EVAL, MODES, RADIUS, STD, seed=SEED + 3)
     floor = sliced_wasserstein(real_again, real_eval)
@@ -207,6 +229,18 @@ def check(impl: object) -> SolutionReport:
     for name, value in after.items():
         report.metric(f"trained generator: {name}", value)
     report.metric("real vs real sliced Wasserstein", floor)
+    report.metric("trained D output far from the data: min", float(far.min()))
+    report.metric("trained D output far from the data: max", float(far.max()))
+    report.check(
+        "discriminator outputs logits (max |D| far from the data)",
+        float(np.abs(far).max()),
+        ">=",
+        2,
+        f"64 points at radius {FAR_RADIUS:g}: a logit of this piecewise-linear D grows with the "
+        "distance (reference: -33 to -77), a probability stays in [0, 1] (seed 001's sigmoid "
+        "D: max 1.0, or 0.0 with oneDNN on). The R1 penalty and the from_logits=True losses "
+        "are written for a logit",
+    )
     report.metric("final discriminator loss", np.mean(history["d_loss"][-100:]))
     report.metric("final generator loss", np.mean(history["g_loss"][-100:]))
     report.metric("train wall time", train_s, "s")

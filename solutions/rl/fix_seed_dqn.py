@@ -10,7 +10,9 @@ seed on a stand-in environment with its interface and records the AttributeError
 that the seed's target changes when the online weights change, then checks the fixed
 pieces directly: the target network is an independent copy, epsilon-greedy actions are
 ints in range (greedy at epsilon 0, uniform at 1), and TD targets match values computed
-by hand.
+by hand. The seed's ``next_actions`` (the target network's argmax) is not Double DQN:
+evaluated with the target network again it is vanilla DQN's max_a' Q_target(s', a');
+Double DQN picks the argmax with the online network and evaluates it with the target.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep.compare import compare
+from aiprep.compare import Comparison, compare
 from aiprep.report import SolutionReport, print_check_of
 from aiprep.seed_code import raised
 from solutions.rl.dqn_lane_keeping import (  # noqa: F401  (td_targets: part of the answer)
@@ -37,6 +39,22 @@ OBS_DIM, NUM_ACTIONS = 5, 3  # the seed's input_shape and action_space
 GAMMA = 0.9  # the seed's
 N_STATES = 64  # probe states for the greedy and copy checks
 N_RANDOM_ACTIONS = 900  # draws at epsilon = 1: each action ~300 +- 14
+# Equality checks (reference_comparisons): |got - expected| <= ATOL + RTOL * |expected|.
+# Q-values here are of order 1 and each comparison is the same float32 computation twice,
+# or one multiply-add against float64 hand values: a few eps (1.2e-7) relative at most.
+ATOL, RTOL = 1e-6, 1e-5
+TARGET_COPY_CHECK = "target equals online at creation (tolerance used)"
+TARGET_FROZEN_CHECK = "target unchanged after an online update (tolerance used)"
+TD_CHECK = "TD targets vs hand-computed (tolerance used)"
+# A batch of 5 transitions: rewards (5,), the target network's Q(s', .) (5, 3), terminated (5,).
+TD_REWARDS = np.array([1.0, 0.5, -1.0, 0.0, 0.9], np.float32)
+TD_NEXT_Q = np.array(
+    [[1.0, 2.0, 3.0], [-1.0, -2.0, -0.5], [4.0, 0.0, 1.0], [0.2, 0.1, 0.3], [5.0, 5.0, 5.0]],
+    np.float32,
+)
+TD_TERMINATED = np.array([0.0, 0.0, 1.0, 0.0, 1.0], np.float32)
+# By hand, in float64: r + 0.9 * (1 - terminated) * max_a' Q'(s', a').
+TD_EXPECTED = np.array([1 + 0.9 * 3, 0.5 + 0.9 * -0.5, -1.0, 0.9 * 0.3, 0.9])
 
 # The seed's code (seed 000, "5. 强化学习"), verbatim up to where the article breaks off
 # mid-line ("target_q_values Futures API: ..." is unrelated text pasted in).
@@ -110,7 +128,10 @@ ANSWER = ("select_action", "make_target_network", "td_targets")
 
 # -----------------------------------------------------------------------------
 # The answer: epsilon-greedy action, a real target network, TD targets
-# (td_targets is the one of rl.dqn_lane_keeping: y = r + gamma * (1 - terminated) * max Q')
+# (td_targets is the one of rl.dqn_lane_keeping: y = r + gamma * (1 - terminated) * max Q',
+# vanilla DQN. The seed's next_actions = argmax of the TARGET net, evaluated by the target
+# net, is the same max computed the long way. Double DQN differs: a' = argmax of the ONLINE
+# net, its value from the target net.)
 
 
 def select_action(
@@ -202,6 +223,41 @@ def make_data(seed: int = SEED) -> np.ndarray:
     return np.stack(states)
 
 
+def online_step(q_net: keras.Model) -> None:
+    """Stand-in for an optimizer step: every weight moves by 0.1, away from zero.
+
+    Q on the probe states moves by ~0.8, far more than rounding, so a target network that
+    shares the online variables cannot hide.
+    """
+    q_net.set_weights([w + 0.1 * np.sign(w + 1e-3) for w in q_net.get_weights()])
+
+
+def reference_comparisons(impl: object) -> dict[str, Comparison]:
+    """Every equality-type comparison: impl's target copy vs the online net, TD targets.
+
+    Why ATOL + RTOL * |expected| with ATOL = 1e-6, RTOL = 1e-5: the target network holds a
+    copy of the same weights, so it computes the same float32 numbers (0 apart on any CPU
+    when the copy is right; a different kernel order would still stay within a few eps of
+    |Q| ~ 1). The TD targets are one float32 multiply-add each against float64 hand values,
+    within ~2 eps relative. Measured, oneDNN on and off: target 0 apart, TD targets 1.9e-7
+    apart (tolerance used 0.008). Wrong answers land over 1e5 times outside: a fresh target
+    (no set_weights) 0.37 off, a shared-layer target (the seed) 0.81, no terminal mask 4.5.
+    """
+    states = make_data()  # (64, 5)
+    keras.utils.set_random_seed(SEED)
+    q_net = build_q_network(OBS_DIM, NUM_ACTIONS)
+    target_net = impl.make_target_network(q_net)  # type: ignore[attr-defined]
+    q_before, t_before = q_net(states).numpy(), target_net(states).numpy()  # (64, 3) each
+    online_step(q_net)
+    t_after = target_net(states).numpy()
+    got = impl.td_targets(TD_REWARDS, TD_NEXT_Q, TD_TERMINATED, GAMMA)  # type: ignore[attr-defined]
+    return {
+        TARGET_COPY_CHECK: compare(t_before, q_before, atol=ATOL, rtol=RTOL),
+        TARGET_FROZEN_CHECK: compare(t_after, t_before, atol=ATOL, rtol=RTOL),
+        TD_CHECK: compare(np.asarray(got, np.float64), TD_EXPECTED, atol=ATOL, rtol=RTOL),
+    }
+
+
 def check(impl: object) -> SolutionReport:
     """Run the seed; then check impl's target copy, epsilon-greedy actions and TD targets."""
     report = SolutionReport(solution="rl.fix_seed_dqn")
@@ -231,31 +287,38 @@ def check(impl: object) -> SolutionReport:
         "Model(inputs=model.input, outputs=model.output) reuses the same layers",
     )
 
-    # 2a. impl's target network: equal at creation, independent afterwards.
+    # 2a. impl's target network: equal at creation, independent afterwards; TD targets.
+    comparisons = reference_comparisons(impl)
     states = make_data()  # (64, 5)
     keras.utils.set_random_seed(SEED)
-    q_net = build_q_network(OBS_DIM, NUM_ACTIONS)
-    target_net = impl.make_target_network(q_net)  # type: ignore[attr-defined]
+    q_net = build_q_network(OBS_DIM, NUM_ACTIONS)  # the same weights as in the comparisons
     q_before = q_net(states).numpy()  # (64, 3)
-    t_before = target_net(states).numpy()
-    q_net.set_weights([w + 0.1 * np.sign(w + 1e-3) for w in q_net.get_weights()])  # "a step"
-    q_after, t_after = q_net(states).numpy(), target_net(states).numpy()
+    online_step(q_net)
+    q_after = q_net(states).numpy()
     report.metric(
         "online Q change after the update (max abs)", float(np.abs(q_after - q_before).max())
     )
+    copy_cmp, frozen_cmp = comparisons[TARGET_COPY_CHECK], comparisons[TARGET_FROZEN_CHECK]
+    report.metric("target vs online at creation (max abs diff)", copy_cmp.max_abs_diff)
+    report.metric("target change after the online update (max abs)", frozen_cmp.max_abs_diff)
     report.check(
-        "target equals online at creation (max abs diff)",
-        float(np.abs(t_before - q_before).max()),
+        TARGET_COPY_CHECK,
+        copy_cmp.tolerance_used,
         "<=",
-        1e-6,
-        "a copy of the current weights, not a fresh initialisation",
+        1,
+        f"a copy of the current weights, not a fresh initialisation: |diff| <= {ATOL:g} + "
+        f"{RTOL:g}*|Q| (the same float32 computation on equal weights gives 0); a fresh "
+        f"initialisation (clone_model without set_weights) is 0.37 off, 2.4e5 times outside; "
+        + copy_cmp.detail,
     )
     report.check(
-        "target unchanged after an online update (max abs change)",
-        float(np.abs(t_after - t_before).max()),
+        TARGET_FROZEN_CHECK,
+        frozen_cmp.tolerance_used,
         "<=",
-        1e-6,
-        "its own variables: only an explicit sync may move it",
+        1,
+        f"its own variables: only an explicit sync may move it; |change| <= {ATOL:g} + "
+        f"{RTOL:g}*|Q| (reference: 0); the seed's shared-layer target moves with the online "
+        f"net by 0.81, 5.2e5 times outside; " + frozen_cmp.detail,
     )
 
     # 2b. epsilon-greedy: ints in range, greedy at 0, uniform at 1.
@@ -284,22 +347,19 @@ def check(impl: object) -> SolutionReport:
     )
 
     # 2c. TD targets against r + gamma * (1 - done) * max_a' Q'(s', a'), by hand.
-    rewards = np.array([1.0, 0.5, -1.0, 0.0, 0.9], np.float32)
-    next_q = np.array(
-        [[1.0, 2.0, 3.0], [-1.0, -2.0, -0.5], [4.0, 0.0, 1.0], [0.2, 0.1, 0.3], [5.0, 5.0, 5.0]],
-        np.float32,
-    )
-    terminated = np.array([0.0, 0.0, 1.0, 0.0, 1.0], np.float32)
-    expected = np.array([1 + 0.9 * 3, 0.5 + 0.9 * -0.5, -1.0, 0.9 * 0.3, 0.9], np.float32)
-    got = np.asarray(impl.td_targets(rewards, next_q, terminated, GAMMA))  # type: ignore[attr-defined]
+    td = comparisons[TD_CHECK]
+    got = np.asarray(impl.td_targets(TD_REWARDS, TD_NEXT_Q, TD_TERMINATED, GAMMA))  # type: ignore[attr-defined]
     report.metric("TD targets", ", ".join(f"{v:.3f}" for v in got.ravel()))
-    td = compare(got, expected, atol=1e-5)
+    report.metric("max |TD targets - hand-computed|", td.max_abs_diff)
     report.check(
-        "TD targets - hand-computed (max abs)",
-        td.max_abs_diff,
+        TD_CHECK,
+        td.tolerance_used,
         "<=",
-        1e-5,
-        f"expected 3.7, 0.05, -1.0 (terminal), 0.27, 0.9 (terminal); {td.detail}",
+        1,
+        f"expected 3.7, 0.05, -1.0 (terminal), 0.27, 0.9 (terminal); one float32 multiply-add "
+        f"vs float64 hand values: a few eps relative (measured 1.9e-7), bound {ATOL:g} + "
+        f"{RTOL:g}*|y|; bootstrapping through the terminal states (no 1 - terminated) is "
+        f"4.5 off at the last, 4.5e5 times outside; " + td.detail,
     )
     return report
 
