@@ -59,3 +59,9 @@ def test_non_numbers_fail() -> None:
 def test_a_zero_tolerance_is_refused() -> None:
     with pytest.raises(ValueError):
         compare([1.0], [1.0], atol=0.0)
+
+
+def test_a_scalar_that_differs_is_said_to_differ() -> None:
+    c = compare(0.5126, 0.563, atol=1e-6)
+    assert c.tolerance_used == pytest.approx(0.0504 / 1e-6)
+    assert "1 of 1 values differ by more than 1e-06; first at [0]: got 0.5126" in c.detail

@@ -39,6 +39,7 @@ def compare(got: Any, expected: Any, atol: float, rtol: float = 0.0) -> Comparis
     if g.shape != e.shape:
         notes.insert(0, f"shape {g.shape}, expected {e.shape}")
         return Comparison(math.inf, math.inf, "; ".join(notes))
+    g, e = np.atleast_1d(g), np.atleast_1d(e)  # a scalar is one value, at index [0]
     try:
         g64, e64 = g.astype(np.float64), e.astype(np.float64)
     except (TypeError, ValueError):
