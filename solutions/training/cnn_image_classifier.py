@@ -2,14 +2,20 @@
 
 A small convolutional network (two conv/pool blocks, then a dense head) learns to
 classify 32x32x3 images in 10 classes to >= 90% test accuracy in a few seconds on a CPU.
-The same architecture trained on shuffled labels stays at chance on the test set, which
-proves the accuracy comes from the image content and not from a leak or from memorising.
+Two controls, each for a different failure. The same architecture trained on shuffled
+labels stays at chance on the test set: that supports (does not prove) that the accuracy
+comes from the image -> label relation the model learned, not from the pipeline, the
+metric or the class balance. It cannot see test images that also sit in the training set
+(in the control such a copy carries a random label, so it stays at chance either way), so
+a separate dedup check hashes every image and finds no test image among the training
+images, and finds all 50 that are planted in a deliberately leaky split.
 The seed used CIFAR-10 itself (a download) and plain SGD; here the images are synthetic
 (class textures, shifted, contrast-scaled and noisy) and the optimiser is Adam.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -22,10 +28,11 @@ from aiprep.report import SolutionReport, print_check_of
 SEED = 0
 EPOCHS = 5
 BATCH_SIZE = 64
+N_LEAKED = 50  # test images copied into the leaky training set of the dedup check: 10%
 
 
 # The functions a candidate writes; check(impl) calls only these on impl.
-ANSWER = ("build_model", "train")
+ANSWER = ("build_model", "train", "leaked_test_images")
 
 # -----------------------------------------------------------------------------
 # The answer: model and training
@@ -78,6 +85,28 @@ def train(
     )
 
 
+def leaked_test_images(x_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """Indices (K,) int64 of the test images (N_test, H, W, C) that also occur, byte for
+    byte, among the training images (N_train, H, W, C): a train/test leak.
+
+    One SHA-256 per image over its raw bytes: a set of N_train digests, then N_test look-ups,
+    O(N) instead of comparing every pair of images. It finds exact copies only; a resized,
+    re-encoded or slightly shifted copy (a near-duplicate) needs a perceptual hash or a
+    nearest-neighbour search in a feature space.
+    """
+
+    def digest(image: np.ndarray) -> str:
+        # dtype and shape go into the digest: the same bytes as another array type are no copy.
+        image = np.ascontiguousarray(image)
+        header = f"{image.dtype.str}{image.shape}".encode()
+        return hashlib.sha256(header + image.tobytes()).hexdigest()
+
+    train_digests = {digest(image) for image in x_train}
+    return np.array(
+        [i for i, image in enumerate(x_test) if digest(image) in train_digests], dtype=np.int64
+    )
+
+
 # -----------------------------------------------------------------------------
 # Data and measurement
 
@@ -87,11 +116,48 @@ def make_data(seed: int = SEED) -> synthetic.Split:
     return synthetic.class_images(n_train=2000, n_test=500, num_classes=10, seed=seed)
 
 
+def leaky_split(data: synthetic.Split, n_leaked: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of ``data.x_train`` in which ``n_leaked`` random training images are replaced by
+    test images (a split made after duplicating data, or from overlapping scrapes), and the
+    sorted indices (n_leaked,) of the test images that now leak."""
+    g = np.random.default_rng(seed)
+    leaked = np.sort(g.choice(len(data.x_test), n_leaked, replace=False))  # test indices
+    slots = g.choice(len(data.x_train), n_leaked, replace=False)  # where they land in train
+    x_train = data.x_train.copy()
+    x_train[slots] = data.x_test[leaked]
+    return x_train, leaked
+
+
 def check(impl: object) -> SolutionReport:
-    """Train ``impl.build_model`` with ``impl.train`` on real and on shuffled labels."""
+    """Dedup the split with ``impl.leaked_test_images``; train ``impl.build_model`` with
+    ``impl.train`` on real and on shuffled labels."""
     report = SolutionReport(solution="training.cnn_image_classifier")
     data = make_data()
     input_shape = data.x_train.shape[1:]
+
+    # 0. Dedup: no test image may also be a training image. The shuffled-label control below
+    # cannot see this leak, so it gets its own check, and the dedup itself must find the
+    # copies planted in a leaky split (a dedup that finds nothing would pass the first part).
+    found = np.asarray(impl.leaked_test_images(data.x_train, data.x_test))  # type: ignore[attr-defined]
+    x_leaky, planted = leaky_split(data, N_LEAKED, seed=SEED + 2)
+    found_leaky = np.asarray(impl.leaked_test_images(x_leaky, data.x_test))  # type: ignore[attr-defined]
+    report.metric("test images found in the training set", len(found))
+    report.metric(f"leaky split: planted copies found (of {N_LEAKED})", len(found_leaky))
+    report.check(
+        "no test image is a copy of a training image",
+        len(found),
+        "==",
+        0,
+        "SHA-256 of every image's bytes; a copy would be scored on memory, not generalisation",
+    )
+    report.check(
+        "dedup finds the test images planted in a leaky split",
+        float(np.array_equal(np.sort(found_leaky), planted)),
+        "==",
+        1,
+        f"{N_LEAKED} test images copied into the training set: exactly those indices are "
+        f"flagged (found {len(found_leaky)}); a dedup that flags nothing finds 0",
+    )
 
     # 1. Real labels: the model must learn the task.
     keras.utils.set_random_seed(SEED)
@@ -104,7 +170,9 @@ def check(impl: object) -> SolutionReport:
     test_acc = accuracy(model, data.x_test, data.y_test)
 
     # 2. Control: identical architecture and training, labels permuted. Whatever this
-    # reaches on the test set is what the pipeline gets without the image -> label signal.
+    # reaches on the test set is what the pipeline gets without the image -> label signal
+    # (class balance, a metric or evaluation bug). It says nothing about duplicates: a test
+    # image copied into the training set gets a random label here, so it cannot help.
     keras.utils.set_random_seed(SEED)
     control = impl.build_model(input_shape, data.num_classes)  # type: ignore[attr-defined]
     impl.train(  # type: ignore[attr-defined]
@@ -126,7 +194,9 @@ def check(impl: object) -> SolutionReport:
         shuffled_acc,
         "<=",
         0.2,
-        "same model on permuted labels stays near chance (0.1): accuracy comes from the signal",
+        "same model on permuted labels stays near chance (0.1): supports that the accuracy "
+        "comes from the learned image -> label relation, not the pipeline, metric or class "
+        "balance (blind to train/test duplicates: see the dedup checks)",
     )
     return report
 

@@ -2,12 +2,13 @@
 
 A two-layer perceptron trained with mini-batch Adam on MNIST-shaped 28x28 grayscale digits
 reaches >= 95% test accuracy in a few seconds on a CPU, and beats a linear softmax
-classifier (the same network without its hidden layer, trained the same way) by several
-points, which shows what the hidden ReLU layer buys. The digits are synthetic (stroke
-glyphs with handwriting wobble, random affine jitter, pen thickness and noise) because
-there is no download here. The seed's PyTorch version forgets
-``import torch.nn.functional as F`` and takes one full-batch gradient step per "epoch"
-(5 steps in all), which leaves the same MLP near 50% accuracy.
+classifier (the same network without its hidden layer, trained the same way; ~92%, metric
+"linear baseline test accuracy") by several points, which shows what the hidden ReLU
+layer buys. The digits are synthetic (stroke glyphs with handwriting wobble, random affine
+jitter, pen thickness and noise) because there is no download here. The seed's PyTorch
+version forgets ``import torch.nn.functional as F`` and takes one full-batch gradient step
+per "epoch" (5 steps in all), which leaves the same MLP at ~56% test accuracy (metric
+"seed's schedule: 5 full-batch steps, test accuracy").
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def check(impl: object) -> SolutionReport:
 
     # 2. Baseline: a linear classifier, trained by this module's own (correct) loop with the
     # same budget. A single linear template per class cannot absorb the shifts, rotations and
-    # stroke variations, so it tops out around 91%; the hidden layer has to earn its keep.
+    # stroke variations, so it tops out around 92%; the hidden layer has to earn its keep.
     keras.utils.set_random_seed(SEED)
     baseline = build_linear_baseline(input_shape, data.num_classes)
     train(
@@ -125,8 +126,16 @@ def check(impl: object) -> SolutionReport:
     )
     linear_acc = accuracy(baseline, data.x_test, data.y_test)
 
+    # 3. The seed's PyTorch schedule, for the record: this module's MLP and Adam, one
+    # full-batch step per epoch (5 updates instead of ~400). Cheap: 5 steps.
+    keras.utils.set_random_seed(SEED)
+    seed_schedule = build_model(input_shape, data.num_classes)
+    train(seed_schedule, data.x_train, data.y_train, batch_size=len(data.x_train))
+    seed_schedule_acc = accuracy(seed_schedule, data.x_test, data.y_test)
+
     report.metric("test accuracy", test_acc)
     report.metric("linear baseline test accuracy", linear_acc)
+    report.metric("seed's schedule: 5 full-batch steps, test accuracy", seed_schedule_acc)
     report.metric("chance accuracy", 1.0 / data.num_classes)
     report.metric("parameters", int(model.count_params()))
     report.metric("linear baseline parameters", int(baseline.count_params()))
