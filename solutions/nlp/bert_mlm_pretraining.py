@@ -6,7 +6,8 @@ LayerNorm, then an MLM head giving a distribution over the vocabulary at every p
 Pretraining hides 15% of the tokens (80% replaced by [MASK], 10% by a random token, 10%
 left unchanged) and trains the model to predict them. On held-out sentences it predicts
 masked words far better than guessing the most frequent word, and better than the best
-guess from the position alone: it reads the context.
+guess from the position alone: it reads the context. The position embedding is learned:
+a trainable table that pretraining moves.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import tf_keras as keras
 from aiprep import progress, synthetic
 from aiprep.report import SolutionReport, print_check_of
 from aiprep.synthetic.text import SPECIAL_TOKENS, encode_words, topic_sentences, word_vocab
+from solutions.nlp.transformer_attention_classifier import position_tables, report_position_table
 
 SEED = 0
 MAX_LEN = 12  # [CLS] + up to 9 words + [SEP], padded
@@ -229,6 +231,8 @@ def check(impl: object) -> SolutionReport:
     # 2. Pretraining, then prediction of held-out masked words.
     keras.utils.set_random_seed(SEED)
     model = impl.build_encoder(vocab_size, MAX_LEN)  # type: ignore[attr-defined]
+    tables = position_tables(model, vocab_size, MAX_LEN)  # the learned position embedding
+    before = [t.numpy().copy() for t in tables]
     t0 = time.perf_counter()
     impl.train(model, ids_train)  # type: ignore[attr-defined]
     train_s = time.perf_counter() - t0
@@ -264,21 +268,24 @@ def check(impl: object) -> SolutionReport:
         abs(stats["rate"] - MASK_RATE),
         "<=",
         0.01,
-        "about 15% of the real tokens are selected",
+        "about 15% of the ~32k real tokens are selected: sampling std 0.002, so 0.01 is 5 std; "
+        "a rate of 0.10 or 0.20 lands at 0.05",
     )
     report.check(
         "[MASK] share error",
         abs(stats["mask"] - 0.8),
         "<=",
         0.03,
-        "80% of the selected tokens become [MASK]",
+        "80% of the ~4.8k selected tokens become [MASK]: std 0.006, so 0.03 is 5 std; "
+        "always [MASK] (no 80/10/10) lands at 0.2, never replacing (the fixture) at 0.8",
     )
     report.check(
         "random-token share error",
         abs(stats["random"] - 0.1),
         "<=",
         0.03,
-        "10% become a random token (the other 10% stay unchanged)",
+        "10% become a random token (the other 10% stay unchanged): std 0.004, so 0.03 is "
+        "7 std; no random tokens (always [MASK], or the fixture) lands at 0.1",
     )
     report.check(
         "masking errors",
@@ -301,6 +308,7 @@ def check(impl: object) -> SolutionReport:
         0.25,
         "and it uses the context, not only the position in the template",
     )
+    report_position_table(report, tables, before, min_change=1e-2)
     return report
 
 

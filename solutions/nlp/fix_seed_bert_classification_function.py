@@ -9,7 +9,8 @@ still no classifier: the [CLS] hidden state (768 numbers in bert-base) is used a
 class scores with no head, under a loss that expects probabilities, and the model is
 scored on the texts it was trained on. The fixed ``build_classifier`` adds a
 ``Dense(num_labels)`` head on [CLS] over ``keras.Input`` placeholders, and the fixed
-``bert_text_classification`` trains it with ``from_logits=True`` and predicts held-out
+``bert_text_classification`` trains it with ``from_logits=True`` (the check confirms that
+BERT's own weights move: it is fine-tuned, not just the head) and predicts held-out
 texts, which it classifies well above the bag-of-words ceiling. A small tokenizer and
 BERT built here stand in for the seed's ``from_pretrained`` downloads (no network).
 """
@@ -28,7 +29,11 @@ from aiprep.report import SolutionReport, print_check_of
 from aiprep.seed_code import describe, raised
 from aiprep.synthetic import Split
 from aiprep.synthetic.text import negation_sentences
-from solutions.nlp.bert_text_classifier import VOCAB_SIZE, train_tokenizer
+from solutions.nlp.bert_text_classifier import (
+    VOCAB_SIZE,
+    report_encoder_changed,
+    train_tokenizer,
+)
 
 SEED = 0
 NUM_LABELS = 2
@@ -106,7 +111,9 @@ def bert_text_classification(
     optimizer = keras.optimizers.Adam(learning_rate)
     # Create Adam's slots now: a tf.function that creates variables is traced twice.
     optimizer.build(classifier.trainable_variables)
-    # Fix: the model outputs logits, so the loss must apply the softmax itself.
+    # Fix: the model outputs logits, so the loss must apply the softmax itself. The seed's
+    # string loss takes probabilities: tf_keras clips them to [1e-7, 1 - 1e-7] and takes
+    # the log, so every raw score outside that range is a constant with zero gradient.
     classifier.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     classifier.fit(
         encode(train_texts),
@@ -236,6 +243,7 @@ def check(impl: object) -> SolutionReport:
     if shape != (4, NUM_LABELS):
         return report  # not a classifier: nothing to train
 
+    bert_before = [w.numpy().copy() for w in bert.weights]  # to show BERT is fine-tuned
     predicted = np.asarray(
         impl.bert_text_classification(  # type: ignore[attr-defined]
             tokenizer,
@@ -264,8 +272,10 @@ def check(impl: object) -> SolutionReport:
         test_acc,
         ">=",
         0.85,
-        "BERT + head learns the negation task (bag-of-words ceiling 0.75, chance 0.5)",
+        "BERT + head learns the negation task (bag-of-words ceiling 0.75, chance 0.5); "
+        "with the seed's string loss it stays at chance (the wrong-answer fixture)",
     )
+    report_encoder_changed(report, bert, bert_before)
     return report
 
 

@@ -7,8 +7,8 @@ still not BERT: no position embedding, no residual connections, LayerNorm or
 feed-forward network, no padding mask, and a ``Dense(1)`` head that gives one number per
 token instead of logits over the vocabulary, so it cannot be trained with masked
 language modelling. The fixed ``build_encoder`` keeps the seed's subclass shape, gives
-(B, T, vocab) logits, and a short MLM run predicts held-out masked words far better than
-the most frequent word.
+(B, T, vocab) logits, a learned position table (trainable, moved by training), and a
+short MLM run predicts held-out masked words far better than the most frequent word.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from solutions.nlp.bert_mlm_pretraining import (
     make_data,
     train,
 )
+from solutions.nlp.transformer_attention_classifier import position_tables, report_position_table
 
 SEED = 0
 D_MODEL = 64
@@ -161,6 +162,8 @@ def check(impl: object) -> SolutionReport:
     if shape != (4, ids_test.shape[1], vocab_size):
         return report  # MLM training needs vocabulary logits
 
+    tables = position_tables(model, vocab_size, ids_train.shape[1])  # the learned positions
+    before = [t.numpy().copy() for t in tables]
     losses = train(model, ids_train, epochs=EPOCHS)
     test_inputs, test_labels = eval_masking(ids_test, seed=SEED + 200)
     selected = test_labels != IGNORE  # (N, T)
@@ -186,6 +189,7 @@ def check(impl: object) -> SolutionReport:
         0.1,
         "the fixed model predicts hidden words from their context",
     )
+    report_position_table(report, tables, before, min_change=1e-2)
     return report
 
 

@@ -3,12 +3,16 @@
 The seed's model is never built: the attention layer's ``call`` reshapes with a
 ``batch_size`` it never defined (NameError), and once that is fixed the first training
 step reads ``self.dropout_rate``, which the layer never stored (AttributeError). Past the
-crashes the model still cannot read word order: there is no position embedding, the
-feed-forward residual adds the block's input and throws the attention output away, there
-is no LayerNorm, no padding mask, and dropout is applied to the scores before the
+crashes the model still cannot read word order: there is no position embedding. Its
+block computes ``inputs + FFN(inputs + attn)``: the feed-forward skip carries the block's
+input, bypassing the attention sublayer's output (which reaches the output only through
+the FFN), and there is no LayerNorm (the fix: ``x + Sublayer(x)`` then LayerNorm, per
+sublayer); there is no padding mask, and dropout is applied to the scores before the
 softmax. The fixed ``build_transformer_model`` keeps the seed's signature and sigmoid
-output and classifies sentences whose label depends on which word "not" negates with
->= 90% held-out accuracy, where any bag of words tops out at 75%.
+output, adds a learned position table inside a layer's ``call`` (so it is a trainable
+weight, which the check confirms and training moves), and classifies sentences whose
+label depends on which word "not" negates with >= 90% held-out accuracy, where any bag
+of words tops out at 75%.
 """
 
 # ruff: noqa: E501 -- ORIGINAL quotes the seed's long lines verbatim
@@ -22,7 +26,13 @@ import tf_keras as keras
 from aiprep import progress
 from aiprep.report import SolutionReport, print_check_of
 from aiprep.seed_code import describe, raised
-from solutions.nlp.transformer_attention_classifier import MAX_LEN, PAD_ID, make_data
+from solutions.nlp.transformer_attention_classifier import (
+    MAX_LEN,
+    PAD_ID,
+    make_data,
+    position_tables,
+    report_position_table,
+)
 
 SEED = 0
 D_MODEL = 64
@@ -176,11 +186,27 @@ class TransformerBlock(keras.layers.Layer):
 
     def call(self, x: tf.Tensor, mask: tf.Tensor, training: bool = False) -> tf.Tensor:
         a = self.dropout(self.mha(x, mask, training=training), training=training)
-        x = self.norm1(x + a)  # (B, T, d)
+        x = self.norm1(x + a)  # (B, T, d): x + Sublayer(x), then LayerNorm
         f = self.dropout(self.dense2(self.dense1(x)), training=training)
-        # Fix: the residual adds THIS sub-layer's input x; the seed added the block's
-        # input, which discarded the attention output entirely.
+        # Fix: the FFN's skip carries THIS sublayer's input x (the attention sublayer's
+        # output). The seed returned inputs + FFN(inputs + attn): its skip carried the
+        # block's input past the attention, and no LayerNorm kept the sum in scale.
         return self.norm2(x + f)
+
+
+class PositionEmbedding(keras.layers.Layer):
+    """x (B, T, d) -> x + rows 0..T-1 of a learned (max_length, d) position table."""
+
+    def __init__(self, max_length: int, d_model: int) -> None:
+        super().__init__()
+        self.table = keras.layers.Embedding(max_length, d_model)  # its weight: (max_length, d)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        # The lookup runs in call, on every batch, so the table is this layer's weight
+        # and gets gradients. Called outside a layer while the functional model is built,
+        # Embedding(max_length, d)(tf.range(max_length)) runs once, eagerly: its result is
+        # a tensor of numbers that the graph holds as a constant, frozen at its random init.
+        return x + self.table(tf.range(tf.shape(x)[1]))[None]  # (B, T, d) + (1, T, d)
 
 
 def build_transformer_model(
@@ -191,7 +217,7 @@ def build_transformer_model(
     mask = keras.layers.Lambda(lambda t: tf.cast(tf.not_equal(t, PAD_ID), tf.float32))(inputs)
     x = keras.layers.Embedding(vocab_size, d_model)(inputs)  # (B, T, d)
     # Fix: attention is order-blind; without positions the model is a bag of words.
-    x += keras.layers.Embedding(max_length, d_model)(tf.range(max_length))[None]
+    x = PositionEmbedding(max_length, d_model)(x)  # a layer: the table is trained
     x = keras.layers.Dropout(dropout_rate)(x)
     for _ in range(num_layers):
         x = TransformerBlock(d_model, NUM_HEADS, dropout_rate)(x, mask)
@@ -236,7 +262,7 @@ def original_error(source: str, train_step: bool) -> BaseException | None:
 
 
 def check(impl: object) -> SolutionReport:
-    """The original's two crashes; held-out accuracy of the fixed model on a word-order task."""
+    """The original's two crashes; the fixed model's learned positions and held-out accuracy."""
     report = SolutionReport(solution="nlp.fix_seed_transformer")
 
     # 1. The seed as written (build), then with batch_size defined (one training step).
@@ -269,6 +295,8 @@ def check(impl: object) -> SolutionReport:
     model = impl.build_transformer_model(  # type: ignore[attr-defined]
         len(vocab), D_MODEL, NUM_LAYERS, MAX_LEN, DROPOUT_RATE
     )
+    tables = position_tables(model, len(vocab), MAX_LEN)  # the learned position table
+    before = [t.numpy().copy() for t in tables]
     model.compile(
         optimizer=keras.optimizers.Adam(LEARNING_RATE),
         loss="binary_crossentropy",
@@ -287,6 +315,7 @@ def check(impl: object) -> SolutionReport:
     report.metric("test accuracy", test_acc)
     report.metric("best bag-of-words accuracy", 0.75)
     report.metric("parameters", int(model.count_params()))
+    report_position_table(report, tables, before, min_change=1e-2)
     report.check(
         "test accuracy",
         test_acc,
