@@ -5,31 +5,39 @@ L < T), but not which frames belong to which character. CTC (connectionist tempo
 classification) trains on exactly that: the model emits, per frame, a distribution over the
 characters plus a "blank", and the loss sums the probability of every frame-level path that
 collapses to the transcript (merge repeats, then drop blanks). Greedy decoding does the same
-collapse on the arg-max path. On synthetic utterances (character prototype spectra held for a
-random number of frames, with varying speaking rate, speaker offset and noise) the model reaches
-a character error rate (CER) of a few percent on held-out utterances, double letters included,
-while the same network untrained is near 100%. The module's own brute-force CTC (enumerating
-every path of a tiny example) checks the loss, and hand-built paths check the decoder.
+collapse on the arg-max path. Utterances of different lengths share a batch by zero padding;
+the padded frames are masked, so the backward LSTM starts at each utterance's own last frame
+(unmasked, it would read the padding first and an utterance's transcript would depend on the
+longest utterance in its batch). On synthetic utterances (character prototype spectra held for
+a random number of frames, with varying speaking rate, speaker offset and noise) the model
+reaches a character error rate (CER) of a few percent on held-out utterances, double letters
+included, while the same network untrained is near 100%. A float64 brute-force CTC
+(enumerating every path of a tiny example) checks the loss, hand-built paths check the
+decoder, and each utterance followed by a little padding alone vs inside a batch padded to
+its longest utterance checks the masking.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+import types
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from aiprep import progress
+from aiprep.compare import Comparison, compare
 from aiprep.report import SolutionReport, print_check_of
 from aiprep.synthetic.sequences import Utterances, UtteranceSplit, utterance_split
 
 SEED = 0
-EPOCHS = 4
+EPOCHS = 3
 BATCH_SIZE = 64
 LEARNING_RATE = 3e-3
 TIME_STRIDE = 2  # the model emits one output frame per 2 input frames
+PAD_REACH = 8  # padding check: zero frames after every utterance, past any convolution's reach
 
 
 # The functions a candidate writes; check(impl) calls only these on impl.
@@ -42,20 +50,37 @@ ANSWER = ("build_model", "ctc_loss", "greedy_decode", "train")
 def build_model(n_mels: int, num_chars: int) -> keras.Model:
     """Frames (B, T, n_mels) float32 -> logits (B, ceil(T / TIME_STRIDE), num_chars + 1).
 
-    Index ``num_chars`` (the last) is the CTC blank. Conv1D, not the seed's Conv2D: the input
-    is a sequence of feature vectors (3-D), and a 1-D convolution over time mixes a few
-    neighbouring frames, as the seed's CNN front end intended. Its stride halves the frame
-    rate, which halves the LSTM's sequential steps (the slow part). The bidirectional LSTM
-    then sees the whole utterance in both directions before each output frame's decision.
+    Index ``num_chars`` (the last) is the CTC blank. Frames past an utterance's end are
+    all-zero (the batch's padding; a real log-mel frame never is) and are ignored: an
+    utterance's logits do not depend on how much padding its batch adds. Conv1D, not the seed's
+    Conv2D: the input is a sequence of feature vectors (3-D), and a 1-D convolution over time
+    mixes a few neighbouring frames, as the seed's CNN front end intended. Its stride halves
+    the frame rate, which halves the LSTM's sequential steps (the slow part). The
+    bidirectional LSTM then sees the whole utterance in both directions before each output
+    frame's decision.
     """
     frames = keras.layers.Input((None, n_mels))  # (B, T, n_mels); T varies between batches
+    # (B, T) bool: a real frame. Padding is exactly zero (what keras.layers.Masking(0.0) uses).
+    valid = tf.reduce_any(tf.not_equal(frames, 0.0), axis=-1)
     x = keras.layers.Conv1D(64, 5, padding="same", activation="relu")(frames)  # (B, T, 64)
     # Subsampling is safe only while T / stride >= L + (number of double letters): CTC needs
     # one output frame per character plus a blank between repeats. Our slowest-to-fastest
     # speakers hold a character >= 3 frames, so a stride of 2 always leaves room.
     x = keras.layers.Conv1D(64, 3, strides=TIME_STRIDE, padding="same", activation="relu")(x)
-    # x: (B, T', 64) with T' = ceil(T / 2)
-    x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)  # (B, T', 128)
+    # x: (B, T', 64) with T' = ceil(T / 2); output frame i is valid iff input frame 2i is.
+    lengths = tf.reduce_sum(tf.cast(valid[:, ::TIME_STRIDE], tf.int32), axis=1)  # (B,) ceil(T_b/2)
+    # Bidirectional LSTM, one direction at a time. The forward one reads an utterance's frames
+    # before its padding, so its valid outputs never see the padding. The backward one must
+    # start at the utterance's OWN last frame, not at the batch's: reversing the whole padded
+    # sequence would feed it the padding first, and each transcript would depend on how much
+    # shorter its utterance is than the longest one in the batch. tf.reverse_sequence flips
+    # each row within its length only. (Keras's Bidirectional(LSTM)(x, mask=...) does the
+    # same with a per-step select.)
+    forward = keras.layers.LSTM(64, return_sequences=True)(x)  # (B, T', 64)
+    flipped = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)  # row b: x[b, L_b-1::-1]
+    backward = keras.layers.LSTM(64, return_sequences=True)(flipped)
+    backward = tf.reverse_sequence(backward, lengths, seq_axis=1, batch_axis=0)  # time order again
+    x = keras.layers.Concatenate()([forward, backward])  # (B, T', 128)
     logits = keras.layers.Dense(num_chars + 1)(x)  # (B, T', num_chars + 1): no softmax
     return keras.Model(frames, logits)
 
@@ -191,7 +216,7 @@ def transcribe(impl: object, model: keras.Model, data: Utterances) -> list[list[
 
 
 def brute_force_ctc(log_probs: np.ndarray, label: list[int], blank: int) -> float:
-    """-log P(label) by enumerating all C**T frame paths of ``log_probs`` (T, C)."""
+    """-log P(label) by enumerating all C**T frame paths of ``log_probs`` (T, C), in float64."""
     steps, classes = log_probs.shape
     total = -np.inf
     for path in itertools.product(range(classes), repeat=steps):
@@ -201,21 +226,82 @@ def brute_force_ctc(log_probs: np.ndarray, label: list[int], blank: int) -> floa
     return float(-total)
 
 
-def ctc_loss_error(impl: object) -> float:
-    """Max |impl.ctc_loss - brute force| on tiny batches with padding and double letters."""
+def ctc_loss_comparison(impl: object) -> Comparison:
+    """``impl.ctc_loss`` vs the brute-force sum on a tiny batch with padding and double letters.
+
+    Tolerance: the loss is float32 (a forward recursion of T * (2L + 1) log-sum-exps, values
+    3.5-7.6), the reference float64, so their gap is a few float32 ulps: rtol 1e-5 of the
+    loss (~100 ulps) plus atol 1e-5.
+    """
     g = np.random.default_rng(SEED)
     logits = g.normal(0.0, 1.5, size=(4, 5, 4)).astype(np.float32)  # B=4, T=5, 3 chars + blank
     labels = np.array([[0, 1, 2], [1, 1, -1], [2, -1, -1], [0, 2, 0]], np.int32)
     label_lengths = np.array([3, 2, 1, 3], np.int32)
     logit_lengths = np.array([5, 4, 5, 3], np.int32)  # two utterances shorter than the batch
     got = np.asarray(impl.ctc_loss(labels, logits, label_lengths, logit_lengths))  # type: ignore[attr-defined]
-    errors = []
+    want = []
     for b in range(len(labels)):
-        t = logit_lengths[b]
-        log_probs = logits[b, :t] - np.logaddexp.reduce(logits[b, :t], axis=-1, keepdims=True)
-        want = brute_force_ctc(log_probs, [int(c) for c in labels[b, : label_lengths[b]]], 3)
-        errors.append(abs(float(got[b]) - want))
-    return max(errors)
+        frames = logits[b, : logit_lengths[b]].astype(np.float64)  # (t, 4), padding cut
+        log_probs = frames - np.logaddexp.reduce(frames, axis=-1, keepdims=True)
+        want.append(brute_force_ctc(log_probs, [int(c) for c in labels[b, : label_lengths[b]]], 3))
+    return compare(got, np.array(want), atol=1e-5, rtol=1e-5)
+
+
+def padding_comparison(impl: object) -> Comparison:
+    """Logits of utterances followed by a little padding vs the same ones in a padded batch.
+
+    An untrained ``impl.build_model`` with random biases (at zero biases, an LSTM fed zeros
+    stays at state zero and padding would go unnoticed; a trained one's are not zero). Both
+    versions hold at least PAD_REACH zero frames past each utterance's end, so convolutions
+    see the same zeros there whatever their width; what differs is how much padding a
+    direction that reads it first (an unmasked backward LSTM) goes through: PAD_REACH / 2
+    output frames alone, up to ~30 in the batch. Each utterance alone keeps the batch
+    length's parity: a stride-2 "same" convolution places its windows by the parity of its
+    input length. Only the valid output frames are compared.
+    """
+    data = utterance_split(n_train=1, n_test=12, seed=SEED).test  # T_max ~50 frames
+    n_mels, t_max = data.features.shape[-1], data.features.shape[1] + PAD_REACH
+    keras.utils.set_random_seed(SEED)
+    model = impl.build_model(n_mels, data.num_chars)  # type: ignore[attr-defined]
+    g = np.random.default_rng(SEED)
+    for weight in model.weights:
+        if "bias" in weight.name:
+            weight.assign(g.normal(0.0, 0.5, weight.shape).astype(np.float32))
+    padded = np.pad(data.features, ((0, 0), (0, PAD_REACH), (0, 0)))  # (12, t_max, F)
+    batch = np.asarray(model(padded))  # (12, ceil(t_max / 2), num_chars + 1)
+    got, want = [], []
+    for i, length in enumerate(data.feature_lengths):
+        alone = padded[i : i + 1, : length + PAD_REACH + (t_max - length - PAD_REACH) % 2]
+        valid = -(-int(length) // TIME_STRIDE)  # ceil(T_i / 2) output frames
+        got.append(np.asarray(model(alone))[0, :valid])
+        want.append(batch[i, :valid])
+    return compare(np.concatenate(got), np.concatenate(want), atol=1e-5, rtol=1e-5)
+
+
+def unmasked_model(n_mels: int, num_chars: int) -> keras.Model:
+    """The control for the padding check: build_model's layers with no masking at all."""
+    frames = keras.layers.Input((None, n_mels))  # (B, T, n_mels)
+    x = keras.layers.Conv1D(64, 5, padding="same", activation="relu")(frames)
+    x = keras.layers.Conv1D(64, 3, strides=TIME_STRIDE, padding="same", activation="relu")(x)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)  # reads padding
+    return keras.Model(frames, keras.layers.Dense(num_chars + 1)(x))
+
+
+def ctc_loss_ignoring_lengths(
+    labels: tf.Tensor, logits: tf.Tensor, label_lengths: tf.Tensor, logit_lengths: tf.Tensor
+) -> tf.Tensor:
+    """The control for the loss check: every utterance as long as the batch (padding scored)."""
+    return ctc_loss(
+        labels, logits, label_lengths, np.full_like(logit_lengths, int(logits.shape[1]))
+    )
+
+
+def reference_comparisons(impl: object) -> dict[str, Comparison]:
+    """The equality checks: the answer vs an independent computation, to float tolerance."""
+    return {
+        "ctc_loss vs brute-force sum over paths (float64)": ctc_loss_comparison(impl),
+        "logits of an utterance: padded alone vs in a padded batch": padding_comparison(impl),
+    }
 
 
 def decoder_accuracy(impl: object) -> float:
@@ -243,12 +329,21 @@ def has_double_letter(chars: list[int]) -> bool:
 
 
 def check(impl: object) -> SolutionReport:
-    """Check ``impl.ctc_loss`` and ``impl.greedy_decode``, then train and measure CER."""
+    """Check ``impl.ctc_loss``, the masking and ``impl.greedy_decode``; train; measure CER."""
     report = SolutionReport(solution="speech.ctc_speech_recognition")
 
-    # 1. The pieces, on cases small enough to know the answer exactly.
-    loss_error = ctc_loss_error(impl)
+    # 1. The pieces, on cases small enough to know the answer exactly; and the two mistakes
+    # the comparisons exist for, which must miss by orders of magnitude.
+    comparisons = reference_comparisons(impl)
     decoded_ok = decoder_accuracy(impl)
+    controls = {
+        "control: ctc_loss ignoring logit_length vs brute force": ctc_loss_comparison(
+            types.SimpleNamespace(ctc_loss=ctc_loss_ignoring_lengths)
+        ),
+        "control: unmasked BiLSTM, padded alone vs in a padded batch": padding_comparison(
+            types.SimpleNamespace(build_model=unmasked_model)
+        ),
+    }
 
     # 2. The whole recognizer: untrained, then trained, on held-out utterances.
     data = make_data()
@@ -260,15 +355,20 @@ def check(impl: object) -> SolutionReport:
     t0 = time.perf_counter()
     history = impl.train(model, data.train)  # type: ignore[attr-defined]
     train_s = time.perf_counter() - t0
-    hyps = transcribe(impl, model, test)
+    hyps = transcribe(impl, model, test)  # the whole test set as one batch padded to T_max
     cer = character_error_rate(refs, hyps)
     doubles = [i for i, r in enumerate(refs) if has_double_letter(r)]
     double_cer = character_error_rate([refs[i] for i in doubles], [hyps[i] for i in doubles])
     exact = float(np.mean([h == r for h, r in zip(hyps, refs, strict=True)]))
 
-    report.metric("max |ctc_loss - brute force|", loss_error)
+    for name, cmp in comparisons.items():
+        report.metric(f"{name}: max |diff|", cmp.max_abs_diff)
+    for name, cmp in controls.items():
+        report.metric(f"{name}: max |diff|", cmp.max_abs_diff)
     report.metric("hand-built paths decoded correctly", decoded_ok)
     report.metric("test utterances", len(test))
+    report.metric("test batch padded to", test.features.shape[1], "frames")
+    report.metric("shortest test utterance", int(test.feature_lengths.min()), "frames")
     report.metric("test utterances with a double letter", len(doubles))
     report.metric("untrained CER", untrained_cer)
     report.metric("test CER", cer)
@@ -277,13 +377,36 @@ def check(impl: object) -> SolutionReport:
     report.metric("final train CTC loss", history[-1] if len(history) else float("nan"))
     report.metric("parameters", int(model.count_params()))
     report.metric("train wall time", train_s, "s")
+    loss_cmp = comparisons["ctc_loss vs brute-force sum over paths (float64)"]
     report.check(
-        "max |ctc_loss - brute force|",
-        loss_error,
+        "ctc_loss vs brute-force sum over paths (float64)",
+        loss_cmp.tolerance_used,
         "<=",
-        1e-3,
-        "the loss sums every path that collapses to the label, ignoring padded frames/labels",
+        1,
+        "the loss sums every path that collapses to the label, padded frames and labels "
+        "ignored; float32 vs float64 on losses 3.5-7.6: atol 1e-5 + rtol 1e-5 (the reference "
+        "uses ~0.01 of it); ignoring logit_length lands at ~1e4 (the control below), "
+        "blank index 0 at ~4e4; " + loss_cmp.detail,
     )
+    pad_cmp = comparisons["logits of an utterance: padded alone vs in a padded batch"]
+    report.check(
+        "logits of an utterance: padded alone vs in a padded batch",
+        pad_cmp.tolerance_used,
+        "<=",
+        1,
+        "padding is ignored (the backward LSTM starts at the utterance's own last frame); "
+        "logits ~1, a ~30-step LSTM in float32: atol 1e-5 + rtol 1e-5 (the reference uses "
+        "~0.02 of it); an unmasked BiLSTM lands at ~1.6e3 (the control below); " + pad_cmp.detail,
+    )
+    for name, cmp in controls.items():
+        report.check(
+            name,
+            cmp.tolerance_used,
+            ">=",
+            100,
+            "the mistake the comparison above exists for must miss it by orders of magnitude "
+            "(measured on the reference's pieces, whatever impl is); " + cmp.detail,
+        )
     report.check(
         "hand-built paths decoded correctly",
         decoded_ok,

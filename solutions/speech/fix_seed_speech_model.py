@@ -6,9 +6,14 @@ With the convolution made 1-D it builds, but it still cannot be trained: it emit
 softmax per (pooled) frame, a transcript has far fewer characters than there are frames,
 and nothing says which frame belongs to which character, so ``categorical_crossentropy``
 against the transcript fails on the shapes (and would be meaningless with padded ones).
-The fix: ``Conv1D`` + ``MaxPooling1D`` over time, logits with an extra CTC blank class,
-and the CTC loss, which sums over every alignment. Trained with CTC, the fixed model
-transcribes held-out synthetic utterances with a low character error rate.
+Its 29 outputs likely include a blank already (26 letters, space, apostrophe, blank); what
+no cross-entropy can do is give that blank its role, which is CTC's collapse rule. The fix:
+``Conv1D`` + ``MaxPooling1D`` over time, logits for the characters plus the blank (index
+passed explicitly), and the CTC loss, which sums over every alignment. Made bidirectional,
+the LSTM's backward direction starts at each utterance's own end (the test batch is padded
+to its longest utterance), checked by comparing an utterance's logits alone and in the
+padded batch. Trained with CTC, the fixed model transcribes held-out synthetic utterances
+with a low character error rate.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from aiprep.compare import Comparison
 from aiprep.report import SolutionReport, print_check_of
 from aiprep.seed_code import describe, raised
 from aiprep.synthetic.sequences import Utterances
@@ -25,6 +31,7 @@ from solutions.speech.ctc_speech_recognition import (
     character_error_rate,
     greedy_decode,
     make_data,
+    padding_comparison,
     train,
 )
 
@@ -76,15 +83,26 @@ def build_model(n_mels: int, num_chars: int) -> keras.Model:
     """Frames (B, T, n_mels) float32 -> logits (B, ceil(T / 2), num_chars + 1) float32.
 
     Index ``num_chars`` (the last) is the CTC blank; no softmax (the CTC loss takes logits).
+    Frames past an utterance's end are all-zero padding and do not change its logits.
     """
     frames = keras.layers.Input((None, n_mels))  # (B, T, n_mels), T varies
+    valid = tf.reduce_any(tf.not_equal(frames, 0.0), axis=-1)  # (B, T): padding is all-zero
     # Fix: Conv1D over time (the input is a sequence of feature vectors, 3-D), not Conv2D.
     x = keras.layers.Conv1D(64, 3, padding="same", activation="relu")(frames)  # (B, T, 64)
     # MaxPooling1D halves the frame rate: (B, ceil(T / 2), 64); "same" keeps the last frame.
     x = keras.layers.MaxPooling1D(TIME_STRIDE, padding="same")(x)
-    x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)  # (B, T', 128)
+    lengths = tf.reduce_sum(tf.cast(valid[:, ::TIME_STRIDE], tf.int32), axis=1)  # (B,) ceil(T_b/2)
+    # Made bidirectional (the seed's LSTM is forward only). The backward direction must start
+    # at each utterance's own last frame, not read the batch's padding first: reverse each row
+    # within its length (or pass mask= to keras.layers.Bidirectional).
+    forward = keras.layers.LSTM(64, return_sequences=True)(x)  # (B, T', 64)
+    flipped = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)
+    backward = keras.layers.LSTM(64, return_sequences=True)(flipped)
+    backward = tf.reverse_sequence(backward, lengths, seq_axis=1, batch_axis=0)
+    x = keras.layers.Concatenate()([forward, backward])  # (B, T', 128)
     x = keras.layers.Dense(128, activation="relu")(x)
-    # Fix: one logit per character PLUS the blank, and no softmax: CTC normalises itself.
+    # Fix: one logit per character plus the blank, and no softmax: CTC normalises itself.
+    # (The seed's 29 units likely already count a blank: 26 letters, space, apostrophe.)
     return keras.Model(frames, keras.layers.Dense(num_chars + 1)(x))
 
 
@@ -122,6 +140,11 @@ def transcribe(model: keras.Model, data: Utterances) -> list[list[int]]:
     """Greedy CTC decoding (the reference decoder) of every utterance of ``data``."""
     logits = model.predict(data.features, batch_size=256, verbose=0)  # (N, T', C + 1)
     return greedy_decode(logits, -(-data.feature_lengths // TIME_STRIDE))  # ceil(T / 2) frames
+
+
+def reference_comparisons(impl: object) -> dict[str, Comparison]:
+    """The equality check: an utterance's logits padded alone vs in a padded batch."""
+    return {"logits of an utterance: padded alone vs in a padded batch": padding_comparison(impl)}
 
 
 def check(impl: object) -> SolutionReport:
@@ -172,6 +195,21 @@ def check(impl: object) -> SolutionReport:
     )
     if shape != expected:
         return report  # CTC training below assumes that layout
+
+    pad_cmp = reference_comparisons(impl)[
+        "logits of an utterance: padded alone vs in a padded batch"
+    ]
+    report.metric("logits padded alone vs in a padded batch: max |diff|", pad_cmp.max_abs_diff)
+    report.check(
+        "logits of an utterance: padded alone vs in a padded batch",
+        pad_cmp.tolerance_used,
+        "<=",
+        1,
+        "the backward LSTM starts at the utterance's own last frame, not the batch's padding; "
+        "logits ~1 after a ~30-step LSTM in float32: atol 1e-5 + rtol 1e-5 (the reference uses "
+        "~0.02 of it; a forward-only LSTM passes too); a Bidirectional LSTM without a mask "
+        "lands at ~2.6e3; " + pad_cmp.detail,
+    )
 
     refs = [test.transcript(i) for i in range(len(test))]
     untrained_cer = character_error_rate(refs, transcribe(model, test))
