@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast smoke lint schema bench clean
+.PHONY: install demo test test-fast smoke lint schema bench check-coverage clean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ lint: install
 schema: install
 	$(BIN)/aiprep schema > schema/question.schema.json
 	$(BIN)/aiprep schema --export > schema/export.schema.json
+
+## For authors: run every wrong answer (fixtures and generated stubs) against every check;
+## writes tests/check_coverage.json, which the tests hold to (>= 80 %, the rest guards).
+check-coverage: install
+	$(BIN)/aiprep check-coverage --json tests/check_coverage.json --min 80
 
 bench: install
 	$(BIN)/python -m aiprep._bench

@@ -147,6 +147,7 @@ class Plan:
     results: dict[str, SolutionCoverage]
     references: list[Job]
     wrong: list[tuple[Job, WrongAnswer]]
+    folder: Path  # where the mutants were written: left out of the messages recorded
 
     @property
     def jobs(self) -> list[Job]:
@@ -168,6 +169,7 @@ def plan(root: Path, questions: Sequence[tuple[str, str]], folder: Path, *, muta
         results,
         [Job(f"{module} · reference", module) for module in results],
         [(Job(f"{a.module} · {a.name}", a.module, attempt=a.path), a) for a in attempts],
+        folder,
     )
 
 
@@ -182,7 +184,7 @@ def collect(done: Plan) -> list[SolutionCoverage]:
     for job, attempt in done.wrong:
         result = done.results[job.module]
         if job.report is None:
-            result.crashed[attempt.name] = job.message
+            result.crashed[attempt.name] = job.message.replace(f"{done.folder}/", "")
             continue
         result.ran.append(attempt.name)
         for check in job.report.checks:
