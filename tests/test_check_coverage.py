@@ -56,7 +56,9 @@ def test_check_coverage_runs_fixtures_and_mutants(tmp_path: Path) -> None:
         "fixture",
         "fixture:first",
     ]
-    assert answer_functions(bank / "solutions/beta/mean_estimate.py") == [("estimate_mean", 1)]
+    assert answer_functions(bank / "solutions/beta/mean_estimate.py") == [
+        ("estimate_mean", ["zeros", "negated", "identity"])  # unannotated: all may apply
+    ]
     out = tmp_path / "coverage.json"
     result = CliRunner().invoke(
         cli,
@@ -86,3 +88,23 @@ def test_check_coverage_runs_fixtures_and_mutants(tmp_path: Path) -> None:
     assert "check coverage: 1/2 checks (50%)" in result.output
     low = CliRunner().invoke(cli, ["--bank", str(bank), "check-coverage", "--min", "60"])
     assert low.exit_code == 1
+
+
+def test_mutants_follow_the_annotations(tmp_path: Path) -> None:
+    """A mutant that cannot apply is not generated: it would cost a run and cover nothing."""
+    source = tmp_path / "s.py"
+    source.write_text(
+        'ANSWER = ("build", "prune", "train", "scores", "fit")\n'
+        "def build(n: int) -> keras.Model: ...\n"
+        "def prune(model: keras.Model, sparsity: float) -> keras.Model: ...\n"
+        "def train(model: keras.Model, x: np.ndarray) -> keras.callbacks.History: ...\n"
+        "def scores(x: np.ndarray) -> np.ndarray: ...\n"
+        "def fit(model: keras.Model) -> None: ...\n"
+    )
+    assert dict(answer_functions(source)) == {
+        "build": [],
+        "prune": ["identity"],
+        "train": ["untrained"],
+        "scores": ["zeros", "negated", "identity"],  # same type in and out: "skipped"
+        "fit": ["identity"],
+    }

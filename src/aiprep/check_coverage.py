@@ -6,8 +6,9 @@ parallel and isolated like ``aiprep smoke``:
 - the reference, for the list of checks (each must pass there);
 - every wrong-answer fixture, ``tests/fixtures/wrong_answers/<topic>__<slug>[__<variant>].py``;
 - generated mutants of each answer function (``--mutants``): its result replaced by zeros
-  of the same structure, its result negated ("a swapped sign"), and the identity (the
-  first argument returned unchanged: "a step skipped").
+  of the same structure, its result negated ("a swapped sign"), the identity (the first
+  argument returned unchanged: "a step skipped"), and, for a training function, no
+  training at all; which ones apply is read from the annotations.
 
 A check counts as covered when some wrong answer ran to the end and failed it by value; a
 wrong answer that crashes, or a mutant that does not apply (a function returning a model
@@ -31,6 +32,7 @@ MUTANTS = {
     "zeros": "returns zeros of the right shape",
     "negated": "returns its result with the sign swapped",
     "identity": "returns its first argument unchanged (a step skipped)",
+    "untrained": "returns an empty History without training",
 }
 
 
@@ -93,28 +95,48 @@ def fixtures(root: Path) -> dict[str, list[tuple[str, Path]]]:
     return found
 
 
-def answer_functions(solution_file: Path) -> list[tuple[str, int]]:
-    """The functions named in ANSWER with their positional parameter counts (AST only)."""
+def answer_functions(solution_file: Path) -> list[tuple[str, list[str]]]:
+    """The functions named in ANSWER, each with the mutants that make sense for it (AST only).
+
+    From the annotations, so a mutant that cannot apply costs no run: zeros and negated
+    for a result of numbers (arrays, tensors, floats; or unannotated), identity ("a step
+    skipped") when the result has the first parameter's type (``prune(model) -> Model``)
+    or the function works in place (``-> None``).
+    """
     tree = ast.parse(solution_file.read_text(encoding="utf-8"))
     answer: tuple[str, ...] = ()
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ANSWER":
             answer = tuple(ast.literal_eval(node.value))
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    return [
-        (name, len(functions[name].args.posonlyargs) + len(functions[name].args.args))
-        for name in answer
-        if name in functions
-    ]
+    return [(name, _mutants_for(functions[name])) for name in answer if name in functions]
+
+
+_NUMBERS = ("ndarray", "float", "int", "Tensor", "np.", "tf.")
+_NOT_NUMBERS = ("Model", "History", "Layer", "bytes", "str", "Strategy", "Tokenizer", "Path")
+
+
+def _mutants_for(fn: ast.FunctionDef) -> list[str]:
+    returns = ast.unparse(fn.returns) if fn.returns is not None else ""
+    params = [*fn.args.posonlyargs, *fn.args.args]
+    first = ast.unparse(params[0].annotation) if params and params[0].annotation else ""
+    kinds = []
+    if not returns or (
+        any(w in returns for w in _NUMBERS) and not any(w in returns for w in _NOT_NUMBERS)
+    ):
+        kinds += ["zeros", "negated"]
+    if params and (not returns or returns == "None" or (first and returns == first)):
+        kinds.append("identity")
+    if "History" in returns:
+        kinds.append("untrained")
+    return kinds
 
 
 def write_mutants(module: str, solution_file: Path, folder: Path) -> list[WrongAnswer]:
     """Generated attempts: each answer function with its result mutated, one at a time."""
     out = []
-    for function, positional in answer_functions(solution_file):
-        for kind in MUTANTS:
-            if kind == "identity" and positional == 0:
-                continue
+    for function, kinds in answer_functions(solution_file):
+        for kind in kinds:
             path = folder / f"{module.replace('.', '__')}__{function}__{kind}.py"
             path.write_text(_mutant_source(module, function, kind), encoding="utf-8")
             out.append(WrongAnswer(module, f"mutant:{function}:{kind}", path))
