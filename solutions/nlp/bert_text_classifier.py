@@ -225,7 +225,8 @@ def reloaded_model(model: TFBertForSequenceClassification) -> TFBertForSequenceC
 # The reloaded model runs the same ops on the same weights, so its logits are normally
 # bit-identical; the bound allows float32 rounding of logits of order 1-10 (a few ulps)
 # should the reloaded model compute in another order. A weight lost on the way (a head
-# re-initialised by from_pretrained) moves the logits by ~0.9, ~6e4 times the bound.
+# swapped in by assignment, re-initialised by from_pretrained) moves the logits by ~5,
+# ~1e5 times the bound.
 ATOL, RTOL = 1e-5, 1e-5
 ROUND_TRIP = "round-trip logits"
 
@@ -334,7 +335,12 @@ def check(impl: object) -> SolutionReport:
         id_mismatch,
         "==",
         0,
-        "reloaded tokenizer encodes the test set identically",
+        "guard: a tokenizer built with tokenizers/transformers keeps its whole state in the "
+        "files save_pretrained writes (tokenizer.json: normalizer, pre-tokenizer, vocabulary, "
+        "[CLS]/[SEP] template; tokenizer_config.json: special tokens, and even a padding_side "
+        "set after construction, tried here), so no plausible answer reloads differently; "
+        "kept to guard the shipped files: the reloaded tokenizer encodes the test set "
+        "identically",
     )
     report.check(
         ROUND_TRIP,
@@ -342,7 +348,8 @@ def check(impl: object) -> SolutionReport:
         "<=",
         1,
         f"|diff| <= {ATOL:g} + {RTOL:g}·|logit|: same weights and ops, at most float32 rounding; "
-        "a head re-initialised on loading lands at ~6e4 (|diff| ~0.9); "
+        "a head swapped in by assignment (model.classifier = ..., the custom_head fixture) is "
+        "rebuilt from the config with random weights on loading and lands at ~1e5 (|diff| 5.4); "
         + comparisons[ROUND_TRIP].detail,
     )
     return report

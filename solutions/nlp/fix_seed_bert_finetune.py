@@ -8,7 +8,9 @@ cannot fetch anything (transformers 4.57's ``BertTokenizer`` even reports it as 
 layer. With tf_keras, ``categorical_crossentropy`` wants one-hot labels and integer class
 ids give a shape error. The fixed ``build_classifier`` keeps the seed's design (functional
 model, head on the ``[CLS]`` vector) with tf_keras, logits and the sparse loss, and learns
-a sentiment task whose label depends on word order. A small randomly initialised BERT,
+a sentiment task whose label depends on word order, moving BERT's own weights (fine-tuned,
+not only the head). The seed's failures are facts about the seed, not checks of the
+candidate; a candidate's training that crashes fails the run. A small randomly initialised BERT,
 saved with ``save_pretrained`` to a temp dir, stands in for ``bert-base-uncased``.
 """
 
@@ -29,6 +31,7 @@ import transformers
 import transformers.utils.hub
 from tensorflow.python.autograph.core import ag_ctx
 from transformers import TFBertModel
+from transformers.models.bert.modeling_tf_bert import TFBertMainLayer
 
 from aiprep import progress, synthetic
 from aiprep.metrics import accuracy
@@ -40,6 +43,7 @@ from solutions.nlp.bert_text_classifier import (
     VOCAB_SIZE,
     build_model,
     encode,
+    report_encoder_changed,
     train_tokenizer,
 )
 
@@ -205,7 +209,8 @@ def train(model: keras.Model, x: list[np.ndarray], y: np.ndarray) -> list[float]
 
 
 def check(impl: object) -> SolutionReport:
-    """The seed's three failures; then impl's fixed classifier learns the negation task."""
+    """The seed's three failures (seed facts); then impl's classifier learns the negation
+    task and fine-tunes BERT."""
     report = SolutionReport(solution="nlp.fix_seed_bert_finetune")
     # TFBertModel loaded from a sequence-classifier checkpoint logs that the classifier
     # weights went unused: expected, silenced.
@@ -228,14 +233,14 @@ def check(impl: object) -> SolutionReport:
         model_download = run_original(model_line, {"TFBertModel": TFBertModel})
     report.metric("original, offline", describe(download, "NoneType"))
     report.metric("its TFBertModel line, offline", describe(model_download, "couldn't connect"))
-    report.check(
+    report.seed_fact(
         "original raises TypeError offline",
         raised(download, TypeError, "NoneType"),
         "==",
         1,
         "BertTokenizer.from_pretrained finds no vocab file and fails on a None path",
     )
-    report.check(
+    report.seed_fact(
         "its TFBertModel line raises OSError offline",
         raised(model_download, OSError, "couldn't connect"),
         "==",
@@ -259,7 +264,7 @@ def check(impl: object) -> SolutionReport:
         # `keras` (the Keras 3 package) so that TF_USE_LEGACY_KERAS=1 changes nothing.
         mixed = run_original(local.replace("tensorflow.keras", "keras"), dict(seed_data))
         report.metric("original, local checkpoint", describe(mixed, "is not allowed"))
-        report.check(
+        report.seed_fact(
             "original raises ValueError on Keras 3 inputs",
             raised(mixed, ValueError, "KerasTensor"),
             "==",
@@ -271,7 +276,7 @@ def check(impl: object) -> SolutionReport:
         one_keras = local.replace("tensorflow.keras", "tf_keras").replace("tf.keras.", "keras.")
         mismatch = run_original(one_keras, {"keras": keras, **seed_data})
         report.metric("original with tf_keras", describe(mismatch, "incompatible"))
-        report.check(
+        report.seed_fact(
             "original with tf_keras raises ValueError on int labels",
             raised(mismatch, ValueError, "incompatible"),
             "==",
@@ -283,11 +288,12 @@ def check(impl: object) -> SolutionReport:
         keras.utils.set_random_seed(SEED)
         with no_autograph():
             model = impl.build_classifier(checkpoint, MAX_LEN, data.num_classes)  # type: ignore[attr-defined]
-    try:
-        losses = train(model, x_train, y_train)
-    except Exception as error:  # noqa: BLE001 -- a seed-style loss crashes here: record it
-        report.metric("training error", describe(error, "incompatible"))
-        losses = [float("nan")]
+    # The BERT inside impl's model, to show that training fine-tunes it, not only the head.
+    encoder = next((m for m in model.submodules if isinstance(m, TFBertMainLayer)), None)
+    encoder_before = [w.numpy().copy() for w in encoder.weights] if encoder is not None else []
+    # No try/except: a compiled loss that does not take integer class ids (the seed's
+    # categorical_crossentropy) crashes here, and the run fails as a crash, traceback shown.
+    losses = train(model, x_train, y_train)
 
     def predict(pair: np.ndarray, training: bool = False) -> tf.Tensor:  # (B, 2, T) -> (B, C)
         return model([pair[:, 0], pair[:, 1]], training=training)
@@ -302,8 +308,20 @@ def check(impl: object) -> SolutionReport:
         test_acc,
         ">=",
         0.9,
-        "trains on integer labels and reads word order (a bag of words tops out at 0.75)",
+        "trains on integer labels and reads word order (a bag of words tops out at 0.75); "
+        "logits under the string loss 'sparse_categorical_crossentropy', which takes "
+        "probabilities, stay at chance (the wrong-answer fixture)",
     )
+    if encoder is not None:
+        report_encoder_changed(report, encoder, encoder_before)
+    else:
+        report.check(
+            "training changed the encoder's weights",
+            0.0,
+            ">=",
+            0.5,
+            "no BERT (TFBertMainLayer) from the checkpoint found in the model",
+        )
     return report
 
 

@@ -166,7 +166,7 @@ def check(impl: object) -> SolutionReport:
     report.metric("restored object computes", str(np.asarray(loaded(tf.ones((1, 4)))).tolist()))  # type: ignore[operator]
     # The seed's (unused) preprocessing: words, which no BERT can take.
     report.metric("seed's preprocess_text(['Great movie'])", str(seed_preprocess(["Great movie"])))  # type: ignore[operator]
-    report.check(
+    report.seed_fact(
         "original raises AttributeError",
         raised(error, AttributeError, "has no attribute 'fit'"),
         "==",

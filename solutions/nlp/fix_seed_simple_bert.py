@@ -129,14 +129,14 @@ def check(impl: object) -> SolutionReport:
     second = original_error(ORIGINAL.replace("head_size=", "key_dim="))
     report.metric("original error", f"{type(first).__name__}: {first}")
     report.metric("after the key_dim fix", f"{type(second).__name__}: {second}")
-    report.check(
+    report.seed_fact(
         "original raises TypeError",
         raised(first, TypeError, "key_dim"),
         "==",
         1,
         "MultiHeadAttention has no head_size argument; key_dim is missing",
     )
-    report.check(
+    report.seed_fact(
         "original with key_dim raises AttributeError",
         raised(second, AttributeError, "output"),
         "==",
