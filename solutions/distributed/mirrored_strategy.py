@@ -10,12 +10,19 @@ weights up to float32 rounding: the two runs sum the same numbers in a different
 so they agree within ``1e-5 + 1e-4 * |w|`` (NumPy's allclose rule), not bit for bit.
 Averaging the loss per replica instead (``tf.reduce_mean``) doubles the step on two
 replicas and the weights diverge by about 0.1, thousands of times that bound.
+
+Equal weights alone would also pass a ``train`` that ignores ``strategy`` and trains on one
+device. So the model the check hands to ``train`` watches itself: ``model_fn`` records
+whether it is called inside the given strategy's scope and keeps the model, whose variables
+must be mirrored (one copy per device), and a probe layer at the model's input records, on
+every forward pass, which replica ran it and on how many examples: each of the two replicas
+must run the model on its own 32 of the global 64.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +41,10 @@ LEARNING_RATE = 0.3
 ATOL = 1e-5
 RTOL = 1e-4
 WEIGHTS_CHECK = "w_2rep vs w_1rep after training (tolerance used)"
+SCOPE_CHECK = "model_fn called inside the given strategy's scope (both runs)"
+MIRRORED_CHECK = "model variables mirrored, one copy per device (mirrored run)"
+REPLICAS_RAN_CHECK = "replicas that ran the model in training (mirrored run)"
+PER_REPLICA_BATCH_CHECK = "forward passes on global / replicas examples (mirrored run)"
 
 
 # The functions a candidate writes; check(impl) calls only these on impl.
@@ -178,6 +189,78 @@ def mean_loss(model: keras.Model, weights: list[np.ndarray], x: np.ndarray, y: n
     return float(tf.reduce_mean(loss))
 
 
+@dataclass
+class Seen:
+    """What the check's own model saw of one ``impl.train`` run: where it was built and run.
+
+    The check cannot see inside ``train``, but it owns ``model_fn`` and so the model:
+    ``model_fn`` records whether it is called inside ``strategy.scope()`` and keeps each
+    model it builds (their variables are inspected afterwards), and a ReplicaProbe layer at
+    the model's input records every forward pass.
+    """
+
+    strategy: tf.distribute.Strategy
+    in_scope: list[bool] = field(default_factory=list)  # one per model_fn() call
+    models: list[keras.Model] = field(default_factory=list)
+    # One (replica id, batch size) per forward pass; replica -1: not inside one of the
+    # strategy's replicas (no strategy.run, another strategy, or none).
+    forward: list[tuple[int, int]] = field(default_factory=list)
+
+    def replica_batches(self) -> list[int]:
+        """Batch sizes of the forward passes run inside the strategy's replicas."""
+        return [batch for replica, batch in self.forward if replica >= 0]
+
+    def replicas_ran(self) -> int:
+        """How many distinct replicas ran a forward pass."""
+        return len({replica for replica, _ in self.forward if replica >= 0})
+
+    def mirrored_share(self) -> float:
+        """Share of the built models' variables that have one copy on each replica's device."""
+        variables = [v for model in self.models for v in model.variables]
+        replicas = self.strategy.num_replicas_in_sync
+
+        def mirrored(v: tf.Variable) -> bool:
+            copies = self.strategy.experimental_local_results(v)  # (v,) for a plain variable
+            return (
+                isinstance(v, tf.distribute.DistributedValues)
+                and len(copies) == replicas
+                and len({c.device for c in copies}) == replicas
+            )
+
+        return float(np.mean([mirrored(v) for v in variables])) if variables else 0.0
+
+
+class ReplicaProbe(keras.layers.Layer):
+    """Identity on (B, ...) that appends (replica id, B) to ``seen.forward`` on every run.
+
+    Inside ``strategy.run`` the replica context belongs to the strategy and carries the
+    replica's id; outside it (a plain call, a call in the scope but not in strategy.run)
+    the pass is recorded with replica -1. The Python part runs when the function is traced;
+    ``tf.py_function`` runs on every step, with the real batch size.
+    """
+
+    def __init__(self, seen: Seen, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.seen = seen
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        context = tf.distribute.get_replica_context()  # None in a cross-replica context
+        ours = (
+            context is not None
+            and tf.distribute.has_strategy()  # False for the default (no) strategy
+            and tf.distribute.get_strategy() is self.seen.strategy
+        )
+        replica = context.replica_id_in_sync_group if ours else -1  # type: ignore[union-attr]
+
+        def record(replica_id: tf.Tensor, batch: tf.Tensor) -> int:
+            self.seen.forward.append((int(replica_id), int(batch)))
+            return 0
+
+        recorded = tf.py_function(record, [replica, tf.shape(inputs)[0]], tf.int32)
+        with tf.control_dependencies([recorded]):  # the record runs before the model does
+            return tf.identity(inputs)
+
+
 @dataclass(frozen=True)
 class Runs:
     """The same training on 1 and on 2 replicas, from the same initial weights."""
@@ -189,6 +272,8 @@ class Runs:
     initial_weights: list[np.ndarray]
     reference: keras.Model  # a model of the same architecture, used for measuring
     data: synthetic.Split
+    seen_1: Seen  # what the model saw of the 1-replica run
+    seen_2: Seen  # ... and of the mirrored run
 
 
 def train_on_1_and_2_replicas(impl: object) -> Runs:
@@ -201,12 +286,26 @@ def train_on_1_and_2_replicas(impl: object) -> Runs:
     reference = build_model(input_shape, num_classes)
     initial_weights = reference.get_weights()
 
-    def model_fn() -> keras.Model:
-        return build_model(input_shape, num_classes)
-
     runs = {}
     for devices in (DEVICES[:1], DEVICES):
         strategy = impl.make_strategy(devices)  # type: ignore[attr-defined]
+        seen = Seen(strategy)
+
+        def model_fn(seen: Seen = seen) -> keras.Model:
+            # Called inside strategy.scope(), as train must: then every variable is mirrored.
+            seen.in_scope.append(
+                tf.distribute.has_strategy() and tf.distribute.get_strategy() is seen.strategy
+            )
+            model = keras.Sequential(
+                [
+                    keras.layers.Input(input_shape),  # (B, 8, 8, 3)
+                    ReplicaProbe(seen),  # (B, 8, 8, 3), records (replica, B)
+                    build_model(input_shape, num_classes),  # (B, num_classes), the weights
+                ]
+            )
+            seen.models.append(model)
+            return model
+
         weights, _ = impl.train(  # type: ignore[attr-defined]
             strategy,
             model_fn,
@@ -217,9 +316,19 @@ def train_on_1_and_2_replicas(impl: object) -> Runs:
             steps=STEPS,
             learning_rate=LEARNING_RATE,
         )
-        runs[len(devices)] = (int(strategy.num_replicas_in_sync), weights)
-    (replicas_1, weights_1), (replicas_2, weights_2) = runs[1], runs[2]
-    return Runs(replicas_1, replicas_2, weights_1, weights_2, initial_weights, reference, data)
+        runs[len(devices)] = (int(strategy.num_replicas_in_sync), weights, seen)
+    (replicas_1, weights_1, seen_1), (replicas_2, weights_2, seen_2) = runs[1], runs[2]
+    return Runs(
+        replicas_1,
+        replicas_2,
+        weights_1,
+        weights_2,
+        initial_weights,
+        reference,
+        data,
+        seen_1,
+        seen_2,
+    )
 
 
 def _flat(weights: list[np.ndarray]) -> np.ndarray:
@@ -276,6 +385,59 @@ def check(impl: object) -> SolutionReport:
         len(DEVICES),
         "one replica per listed device",
     )
+    # Where the work ran, as the check's own model saw it.
+    calls = runs.seen_1.in_scope + runs.seen_2.in_scope
+    in_scope = float(np.mean(calls)) if calls else 0.0
+    batches = runs.seen_2.replica_batches()
+    per_replica = GLOBAL_BATCH_SIZE // len(DEVICES)
+    on_slice = float(np.mean([b == per_replica for b in batches])) if batches else 0.0
+    outside = len(runs.seen_2.forward) - len(batches)
+    report.metric(
+        "model_fn calls (1-device run, mirrored run)",
+        f"{len(runs.seen_1.in_scope)}, {len(runs.seen_2.in_scope)}",
+    )
+    report.metric("forward passes in a replica (mirrored run)", len(batches))
+    report.metric("forward passes outside the replicas (mirrored run)", outside)
+    report.metric(
+        "batch sizes seen in the replicas (mirrored run)",
+        ", ".join(str(b) for b in sorted(set(batches))) or "none",
+    )
+    report.check(
+        SCOPE_CHECK,
+        in_scope,
+        "==",
+        1,
+        "share of model_fn() calls made inside strategy.scope() of the strategy train was "
+        "given (tf.distribute.get_strategy() is it): only variables created there are "
+        "mirrored; a train that ignores the strategy builds the model outside it: 0",
+    )
+    report.check(
+        MIRRORED_CHECK,
+        runs.seen_2.mirrored_share(),
+        "==",
+        1,
+        f"share of the variables of the models model_fn built that have one copy on each of "
+        f"the {len(DEVICES)} devices; a model built outside the scope has plain variables: 0",
+    )
+    report.check(
+        REPLICAS_RAN_CHECK,
+        runs.seen_2.replicas_ran(),
+        "==",
+        len(DEVICES),
+        "distinct replica ids of the forward passes run inside strategy.run, recorded by a "
+        "probe layer at the model's input; a step that calls the model without "
+        "strategy.run (in the scope or not) runs on no replica: 0",
+    )
+    report.check(
+        PER_REPLICA_BATCH_CHECK,
+        on_slice,
+        "==",
+        1,
+        f"share of those forward passes whose batch is {GLOBAL_BATCH_SIZE} / {len(DEVICES)} = "
+        f"{per_replica} (0 when none ran in a replica): experimental_distribute_dataset "
+        f"splits each global batch; strategy.run on an undistributed batch hands every "
+        f"replica all {GLOBAL_BATCH_SIZE}: 0",
+    )
     report.check(
         WEIGHTS_CHECK,
         weights_cmp.tolerance_used,
@@ -285,14 +447,17 @@ def check(impl: object) -> SolutionReport:
         f"order: |diff| <= {ATOL:g} + {RTOL:g}*|w_1rep| (40 steps of rounding, a few eps "
         f"each, amplified ~6x by training; reference ~9e-8 apart, tolerance used ~0.003); "
         f"the per-replica mean loss (tf.reduce_mean) lands ~0.13 apart, tolerance used "
-        f"~3e3, nearly every weight outside; " + weights_cmp.detail,
+        f"~3e3, nearly every weight outside; so does the learning rate scaled by the "
+        f"replicas (~0.13, ~3e3); no all-reduce (each replica applies its own gradient) "
+        f"~0.18, ~5e3; " + weights_cmp.detail,
     )
     report.check(
         "final / initial train loss",
         final_loss / initial_loss,
         "<=",
         0.5,
-        "the distributed run actually trains",
+        "the distributed run actually trains (reference 0.064); a train that returns "
+        "the weights zeroed in both runs passes the comparison and lands at 0.99",
     )
     return report
 

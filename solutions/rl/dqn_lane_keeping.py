@@ -365,14 +365,17 @@ def check(impl: object) -> SolutionReport:
         dqn_length / MAX_STEPS,
         ">=",
         0.9,
-        "the learned policy keeps the car on the road for (almost) the whole episode",
+        "the learned policy keeps the car on the road for (almost) the whole episode "
+        "(reference 1.0); a target never re-synced after the first copy: 0.715; the seed's "
+        "shared-layer target: 0.13",
     )
     report.check(
         "DQN return / random-policy return",
         dqn_return / random_return,
         ">=",
         4.0,
-        "far beyond random steering (which leaves the road within ~20 steps)",
+        "far beyond random steering (which leaves the road within ~20 steps; reference "
+        "7.3x); a target never re-synced: 3.8x; the seed's shared-layer target: 0.6x",
     )
     report.check(
         "max Q at evaluation start states",

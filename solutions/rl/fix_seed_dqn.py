@@ -5,9 +5,10 @@ The seed's DQN for "autonomous driving" uses an ``env`` it never creates, calls
 calls ``.reshape`` on a tuple, and breaks off in the middle of the update. Worse, its
 "target network" ``tf.keras.Model(inputs=model.input, outputs=model.output)`` is the
 online network under a second name: same layers, same weights, so the target moves with
-every update and the stabilising point of a target network is gone. The check runs the
-seed on a stand-in environment with its interface and records the AttributeError, shows
-that the seed's target changes when the online weights change, then checks the fixed
+every update and the stabilising point of a target network is gone. The harness runs the
+seed on a stand-in environment with its interface and records the AttributeError, and
+shows that the seed's target changes when the online weights change: facts about the seed
+(``report.seed_fact``), outside the candidate's verdict. The checks then test the fixed
 pieces directly: the target network is an independent copy, epsilon-greedy actions are
 ints in range (greedy at epsilon 0, uniform at 1), and TD targets match values computed
 by hand. The seed's ``next_actions`` (the target network's argmax) is not Double DQN:
@@ -262,10 +263,11 @@ def check(impl: object) -> SolutionReport:
     """Run the seed; then check impl's target copy, epsilon-greedy actions and TD targets."""
     report = SolutionReport(solution="rl.fix_seed_dqn")
 
-    # 1. The seed, with an env substituted: it fails at `.numpy()` on a NumPy array.
+    # 1. The seed, with an env substituted: it fails at `.numpy()` on a NumPy array. These
+    # are facts about the seed's code, not impl's: seed facts, outside the verdict.
     error, seed_ns = run_original()
     report.metric("original raised", type(error).__name__ if error else "nothing")
-    report.check(
+    report.seed_fact(
         "original raises AttributeError",
         raised(error, AttributeError, "numpy"),
         "==",
@@ -279,7 +281,7 @@ def check(impl: object) -> SolutionReport:
         np.array_equal(t, o)
         for t, o in zip(target.get_weights(), online.get_weights(), strict=True)
     )
-    report.check(
+    report.seed_fact(
         "original: target moves with the online network",
         float(shared),
         "==",
@@ -332,10 +334,19 @@ def check(impl: object) -> SolutionReport:
         float(valid),
         "==",
         1,
-        f"{len(actions)} calls; env.step and replay buffers expect ints",
+        f"share of {len(actions)} calls returning a Python int in range; env.step and replay "
+        f"buffers expect ints; the seed's np.argmax returns np.int64 on the 64 greedy calls: "
+        f"0.93",
     )
     agree = float(np.mean(np.array(greedy) == q_after.argmax(axis=1)))
-    report.check("epsilon 0: argmax of Q (agreement)", agree, "==", 1, f"{N_STATES} states")
+    report.check(
+        "epsilon 0: argmax of Q (agreement)",
+        agree,
+        "==",
+        1,
+        f"share of {N_STATES} probe states where the action is argmax Q; epsilon tested the "
+        f"wrong way round (rng.random() > epsilon explores) acts at random here: 0.375",
+    )
     counts = np.bincount(np.array(randoms, dtype=np.int64) % NUM_ACTIONS, minlength=NUM_ACTIONS)
     report.metric("epsilon 1: action counts", ", ".join(str(int(c)) for c in counts))
     report.check(
@@ -343,7 +354,8 @@ def check(impl: object) -> SolutionReport:
         float(counts.min() / N_RANDOM_ACTIONS),
         ">=",
         0.27,
-        f"uniform is 1/3; {N_RANDOM_ACTIONS} draws, std of a share ~0.016",
+        f"uniform is 1/3; {N_RANDOM_ACTIONS} draws, std of a share ~0.016, so 0.27 is 4 std "
+        f"below; epsilon tested the wrong way round is greedy here (900 of one action): 0",
     )
 
     # 2c. TD targets against r + gamma * (1 - done) * max_a' Q'(s', a'), by hand.
