@@ -8,7 +8,10 @@ comes from the image -> label relation the model learned, not from the pipeline,
 metric or the class balance. It cannot see test images that also sit in the training set
 (in the control such a copy carries a random label, so it stays at chance either way), so
 a separate dedup check hashes every image and finds no test image among the training
-images, and finds all 50 that are planted in a deliberately leaky split.
+images, and finds all 50 that are planted in a deliberately leaky split. What the control
+does catch is a pipeline that lets the test labels in: a ``train`` that also fits the test
+split keeps those labels true while the training labels are permuted, and the control
+scores far above chance.
 The seed used CIFAR-10 itself (a download) and plain SGD; here the images are synthetic
 (class textures, shifted, contrast-scaled and noisy) and the optimiser is Adam.
 """
@@ -148,7 +151,8 @@ def check(impl: object) -> SolutionReport:
         len(found),
         "==",
         0,
-        "SHA-256 of every image's bytes; a copy would be scored on memory, not generalisation",
+        "SHA-256 of every image's bytes; a copy would be scored on memory, not generalisation "
+        "(a dedup returning a boolean mask instead of indices counts 500 here)",
     )
     report.check(
         "dedup finds the test images planted in a leaky split",
@@ -188,7 +192,14 @@ def check(impl: object) -> SolutionReport:
     report.metric("chance accuracy", 1.0 / data.num_classes)
     report.metric("parameters", int(model.count_params()))
     report.metric("train wall time", train_s, "s")
-    report.check("test accuracy", test_acc, ">=", 0.9, "CNN learns the 10-class task")
+    report.check(
+        "test accuracy",
+        test_acc,
+        ">=",
+        0.9,
+        "CNN learns the 10-class task; the seed's plain SGD(0.01) gets 0.14 in the same 5 "
+        "epochs (wrong-answer fixture)",
+    )
     report.check(
         "shuffled-label test accuracy",
         shuffled_acc,
@@ -196,7 +207,8 @@ def check(impl: object) -> SolutionReport:
         0.2,
         "same model on permuted labels stays near chance (0.1): supports that the accuracy "
         "comes from the learned image -> label relation, not the pipeline, metric or class "
-        "balance (blind to train/test duplicates: see the dedup checks)",
+        "balance (blind to train/test duplicates: see the dedup checks); a train that also "
+        "fits the test split with its true labels reaches 0.34 here (wrong-answer variant)",
     )
     return report
 

@@ -251,14 +251,14 @@ def check(impl: object) -> SolutionReport:
         report.metric("original error with a Keras model", describe(predict_error, "shape"))
         report.metric("seed's preprocess_image output shape", str(seed_shape))
         report.metric("preprocess_image output shape", str(shape))
-        report.check(
+        report.seed_fact(
             "original raises AttributeError",
             raised(fit_error, AttributeError, "has no attribute 'fit'"),
             "==",
             1,
             "hub.load returns a restored SavedModel: no fit, no predict",
         )
-        report.check(
+        report.seed_fact(
             "original predict raises ValueError",
             raised(predict_error, ValueError, "found shape=(32, 224, 3)"),
             "==",

@@ -162,7 +162,7 @@ def check(impl: object) -> SolutionReport:
     # 1. The seed, statically (no torch here): which names does nothing define?
     unbound = unbound_names(ORIGINAL)
     report.metric("names the seed reads but never defines", " ".join(sorted(unbound)))
-    report.check(
+    report.seed_fact(
         "original leaves only F undefined, besides its data",
         float(unbound - SEED_DATA == {"F"}),
         "==",

@@ -5,9 +5,10 @@ labels are 30% wrong. Unregularized, it memorises everything, wrong labels inclu
 100% training accuracy, much lower accuracy on a clean held-out test set. Then the same
 model is trained four more times, each with one remedy: L2 weight decay, dropout, data
 augmentation (fresh pixel noise every epoch), early stopping on a validation split. Each
-one shrinks the train/test gap by a clear margin and raises test accuracy, which the
-checks measure remedy by remedy (the seed attached none of them: its L2 regularizer was
-created and never used, its dropout layer appended after the output layer).
+one shrinks the train/test gap by a clear margin and raises clean test accuracy by at least
+3 points (a remedy that does nothing gains 0), which the checks measure remedy by remedy
+(the seed attached none of them: its L2 regularizer was created and never used, its
+dropout layer appended after the output layer).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ L2 = 0.05
 DROPOUT, INPUT_DROPOUT = 0.5, 0.2  # the rates of the dropout paper (Srivastava et al.)
 AUG_NOISE = 0.8
 PATIENCE = 5
+# A remedy must raise clean test accuracy by at least this much over the baseline: halfway
+# between doing nothing (gain 0.000, measured by the wrong-answer fixtures) and the smallest
+# gain of a working remedy here (early stopping, +0.058).
+MIN_TEST_GAIN = 0.03
 
 
 # The functions a candidate writes; check(impl) calls only these on impl.
@@ -211,7 +216,11 @@ def check(impl: object) -> SolutionReport:
         report.metric(f"{name}: train accuracy (noisy labels)", train_acc)
         report.metric(f"{name}: test accuracy (clean labels)", test_acc)
         report.metric(f"{name}: gap train - test", train_acc - test_acc)
-        report.metric(f"{name}: epochs trained", len(history.history["loss"]))
+        logged = getattr(history, "history", None)  # the History's record, if train returned one
+        report.metric(
+            f"{name}: epochs trained",
+            len(logged.get("loss", [])) if isinstance(logged, dict) else 0,
+        )
 
     # A model that fits only the true pattern scores ~0.7 on the noisy training labels and
     # higher on the clean test labels: its gap is small or negative.
@@ -236,8 +245,12 @@ def check(impl: object) -> SolutionReport:
             f"{name}: test accuracy vs baseline",
             test_acc - base_test,
             ">=",
-            -0.01,
-            "the remedy does not cost generalisation (it should gain)",
+            MIN_TEST_GAIN,
+            f"clean test accuracy must rise by >= {MIN_TEST_GAIN}: halfway between a remedy "
+            "that does nothing (+0.000: L2 created but never attached, the wrong-answer "
+            "fixture; early stopping on the training loss; -0.007: noise of std 0.01) and the "
+            "smallest gain of a real one here (early stopping +0.058; L2 +0.088, augmentation "
+            "+0.068, dropout +0.131); 0.03 is 30 of the 1000 test images on either side",
         )
     return report
 
