@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
     from aiprep.check_coverage import SolutionCoverage
     from aiprep.report import Check, SolutionReport
-    from aiprep.runner import RunResult
-    from aiprep.smoke import Job
+    from aiprep.runner import Job, RunResult
 
 LANGS = ("en", "zh")
 
@@ -323,11 +322,11 @@ class SmokeDisplay:
             return
         if job.id not in self._reported:  # a plain log for CI
             self._reported.add(job.id)
-            mark = "PASS" if job.passed else "FAIL"
+            mark = "PASS" if job.state == "passed" else "FAIL"
             done = len(self._reported)
             self.console.print(
                 f"[{done}/{len(self.jobs)}] {mark} {job.id} ({job.wall_s:.1f} s)"
-                + (f": {job.message}" if not job.passed else ""),
+                + (f": {job.message}" if job.state != "passed" else ""),
                 markup=False,
                 soft_wrap=True,
             )
@@ -363,7 +362,7 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
     for name in ("solution", "result", "wall s", "compute s", "cpu s", "key metrics"):
         table.add_column(name, justify="right" if name.endswith(" s") else "left")
     for job in sorted(jobs, key=lambda j: -j.wall_s):
-        if job.passed and job.report is not None:
+        if job.state == "passed" and job.report is not None:
             key = "; ".join(f"{c.name} {format_value(c.value)}" for c in job.report.checks[:2])
             result = Text("PASS", style="green")
         else:
@@ -371,7 +370,7 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
         compute = f"{job.compute_s:.1f}" if job.compute_s is not None else "–"
         cpu = f"{job.cpu_s:.1f}" if job.cpu_s is not None else "–"
         table.add_row(job.id, result, f"{job.wall_s:.1f}", compute, cpu, Text(key))
-    passed = sum(j.passed for j in jobs)
+    passed = sum(j.state == "passed" for j in jobs)
     work = sum(j.compute_s or 0.0 for j in jobs) / workers
     # Wall time over the ideal (all compute spread evenly): meaningful when all ran.
     meaningful = work >= 5 and passed == len(jobs)  # tiny runs are all process start-up
@@ -383,7 +382,7 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
     )
     parts: list[RenderableType] = [table, Text(), line]
     for job in jobs:
-        if not job.passed and job.output_tail:
+        if not job.state == "passed" and job.output_tail:
             parts += [
                 Text(),
                 Text(f"{job.id}: {job.message}", style="red"),
