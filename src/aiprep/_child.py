@@ -160,4 +160,3 @@ def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # skip TensorFlow's slow (and occasionally hanging) interpreter teardown
-

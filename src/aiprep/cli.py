@@ -122,12 +122,18 @@ def list_(
     if as_json:
         _print_json(records)
         return
+    runnable = sum(1 for q in records if q["solution"])
+    summary = f"{len(records)} of {len(bank)} questions, {runnable} runnable"
+    if not sys.stdout.isatty():  # for grep, cut and friends: one line per question
+        from aiprep.render import question_lines
+
+        sys.stdout.write(question_lines(records, lang) + f"\n{summary}\n")
+        return
     from aiprep.render import question_table
 
     console = _console()
     console.print(question_table(records, lang, console), crop=True)
-    runnable = sum(1 for q in records if q["solution"])
-    console.print(f"\n{len(records)} of {len(bank)} questions, {runnable} runnable", style="dim")
+    console.print(f"\n{summary}", style="dim")
 
 
 @cli.command()

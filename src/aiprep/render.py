@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,25 @@ def text(value: dict[str, str], lang: str) -> str:
     if lang == "both":
         return f"{value['en']}\n\n{value['zh']}"
     return value[lang]
+
+
+def question_lines(records: Iterable[Record], lang: str) -> str:
+    """The bank as plain lines, one per question, columns padded: for a pipe or a file."""
+    rows = list(records)
+    head = ("id", "kind", "difficulty", "run", "title")
+    cells = [
+        (
+            q["id"],
+            q["kind"],
+            q["difficulty"],
+            "✓" if q["solution"] else "-",
+            " / ".join(q["title"][x] for x in LANGS) if lang == "both" else q["title"][lang],
+        )
+        for q in rows
+    ]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(head[:4])]
+    lines = ["  ".join([*(c[i].ljust(widths[i]) for i in range(4)), c[4]]) for c in [head, *cells]]
+    return "\n".join(lines)
 
 
 def question_table(records: Iterable[Record], lang: str, console: Console) -> Text:
@@ -93,9 +113,23 @@ _HEAD = {
 }
 
 
+_MARKUP = re.compile(r"[`*_#>|\[\]<&]|^\s*([-+*]|\d+\.)\s", re.M)
+
+
+def markdown(source: str) -> RenderableType:
+    """``source`` rendered as Markdown; plain text when it has no Markdown in it, which
+    keeps rich.markdown (markdown_it and pygments, ~45 ms to import) out of the way."""
+    if not _MARKUP.search(source):
+        paragraphs = re.split(r"\n\s*\n", source.strip())
+        texts = [Text(" ".join(line.strip() for line in p.splitlines())) for p in paragraphs]
+        return Group(*[part for t in texts for part in (Text(), t)][1:])  # blank lines between
+    from rich.markdown import Markdown
+
+    return Markdown(source)
+
+
 def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableType:
     """A question as a page: title, metadata, prompt; with ``answer`` also answer and rubric."""
-    from rich.markdown import Markdown
 
     langs = LANGS if lang == "both" else (lang,)
     parts: list[RenderableType] = []
@@ -108,7 +142,7 @@ def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableTy
         parts.append(Text(q["title"][lg], style="bold underline"))
     parts.append(Text(meta, style="dim"))
     for lg in langs:
-        parts += [Text(), Markdown(q["prompt"][lg])]
+        parts += [Text(), markdown(q["prompt"][lg])]
         if q["choices"]:
             parts.append(Text())
             for letter, choice in zip("ABCDEFGHIJ", q["choices"], strict=False):
@@ -122,7 +156,7 @@ def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableTy
             head = Text(heads["answer"], style="bold green")
             if q.get("as_of"):
                 head.append(f" · {heads['as_of']} {q['as_of']}", style="dim")
-            parts += [Text(), head, Markdown(q["answer"][lg])]
+            parts += [Text(), head, markdown(q["answer"][lg])]
             parts += [Text(), Text(heads["key_points"], style="bold green")]
             parts += [Text(f"  ☐ {kp[lg]}") for kp in q["key_points"]]
     source = q["source"]
