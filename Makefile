@@ -28,9 +28,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-## Every reference solution, in parallel and isolated, with a JUnit report for CI.
+## Every reference solution, in parallel and isolated: JUnit for CI, JSON for the tests
+## (AIPREP_SMOKE_REPORT=smoke.json make test reads the references' results from it).
 smoke: install
-	$(BIN)/aiprep smoke --junit smoke-junit.xml
+	$(BIN)/aiprep smoke --junit smoke-junit.xml --json smoke.json
 
 ## Style, types, the content linter, and the committed JSON Schema being current.
 lint: install

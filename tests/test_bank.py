@@ -183,3 +183,41 @@ def test_soft_line_breaks_between_chinese_characters_are_joined(good_bank: Path)
     zh = records["alpha.gradient_clipping"]["answer"]["zh"]
     assert zh.startswith("先实现。再转换为全整数 int8\n模型。\n\n")  # CJK-CJK joined only
     assert f"{fence}\n代码\n注释\n{fence}" in zh  # code as written
+
+
+def test_validate_checks_the_solution_contract_without_importing_it(good_bank: Path) -> None:
+    solution = good_bank / "solutions" / "beta" / "mean_estimate.py"
+    solution.write_text(
+        '"""A solution that breaks every rule of the contract."""\n'
+        "import tensorflow  # never imported by validate\n"
+        "\n"
+        'ANSWER = ("estimate_mean", "missing")\n'
+        "\n"
+        "\n"
+        "def estimate_mean(samples):\n"
+        "    return 0.0\n"
+        "\n"
+        "\n"
+        "def check(impl):\n"
+        '    report = SolutionReport("beta.other")\n'
+        "    impl.estimate_mean([1.0])\n"
+        "    impl.helper()\n"
+        "    return report\n"
+    )
+    (good_bank / "tests" / "fixtures" / "wrong_answers").mkdir(parents=True)
+    _, problems = check_bank(good_bank)
+    found = {(p.line, p.message) for p in problems if p.path == solution}
+    assert found == {
+        (4, "ANSWER names 'missing', which the module does not define"),
+        (1, "no make_data"),
+        (12, "SolutionReport names 'beta.other', not this module"),
+        (14, "check calls impl.helper, which is not in ANSWER"),
+        (1, "no wrong-answer fixture"),
+    }
+    assert "tensorflow" not in sys.modules
+    solution.write_text("def check(impl):\n    return None\n\n\ndef make_data(seed=0):\n    pass\n")
+    _, problems = check_bank(good_bank)
+    [no_answer, _no_fixture] = sorted(p for p in problems if p.path == solution)
+    assert str(no_answer).endswith(
+        'no ANSWER — add `ANSWER = ("build_model", ...)`: the functions a candidate writes'
+    )

@@ -216,3 +216,30 @@ def test_validate_stale_still_fails_on_problems(good_bank: Path) -> None:
     code, out = invoke("validate", "--stale", "12", str(good_bank))
     assert code == 2
     assert "x.yaml:6: invalid YAML" in out and "is 30 months old" in out
+
+
+def test_piped_list_is_one_line_per_question() -> None:
+    """For grep and cut: no wrapping, the id and the whole title on each question's line."""
+    _, out = invoke("list")
+    records = json.loads(invoke("list", "--json")[1])
+    lines = out.splitlines()
+    assert lines[0].split() == ["id", "kind", "difficulty", "run", "title"]
+    for q, line in zip(records, lines[1:], strict=False):
+        assert line.startswith(q["id"] + " ") and line.endswith(q["title"]["en"])
+
+
+def test_the_terminal_table_wraps_titles_under_their_column() -> None:
+    from rich.console import Console
+
+    from aiprep.bank import load_bank
+    from aiprep.render import question_table
+
+    console = Console(width=100, record=True, color_system=None)
+    records = list(load_bank(GOOD_BANK, use_cache=False).questions.values())
+    records[0] = {**records[0], "title": {"en": "A title long enough to wrap " * 4, "zh": "标题"}}
+    console.print(question_table(records, "en", console), crop=True)
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith("id") and lines[0].rstrip().endswith("title")
+    title_col = lines[0].index("title")
+    continued = [line for line in lines[2:] if line[:title_col].strip() == ""]
+    assert continued and all(line[title_col] != " " for line in continued)

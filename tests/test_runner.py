@@ -55,10 +55,9 @@ def test_ctrl_c_stops_the_child_too() -> None:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     child = None
-    for _ in range(100):  # wait for the child solution process to start
-        found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
-        if found.stdout.split():
-            child = int(found.stdout.split()[0])
+    for _ in range(1200):  # wait for the solution's run: a descendant leading its own session
+        child = _run_below(proc.pid)
+        if child is not None:
             break
         time.sleep(0.05)
     assert child is not None
@@ -67,6 +66,18 @@ def test_ctrl_c_stops_the_child_too() -> None:
     assert proc.returncode == 1
     time.sleep(0.2)
     assert not Path(f"/proc/{child}").exists()
+
+
+def _run_below(pid: int) -> int | None:
+    """A process below ``pid`` that leads its own session: a run forked by the server."""
+    table = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,sid="], capture_output=True, text=True)
+    rows = [tuple(int(x) for x in line.split()) for line in table.stdout.splitlines()]
+    below, grew = {pid}, True
+    while grew:
+        more = {p for p, parent, _ in rows if parent in below} - below
+        below |= more
+        grew = bool(more)
+    return next((p for p, _, sid in rows if p in below - {pid} and p == sid), None)
 
 
 def test_seed_facts_are_shown_but_not_the_verdict() -> None:

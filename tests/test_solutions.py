@@ -6,6 +6,7 @@ The reference runs train TensorFlow models, so they are marked slow.
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from aiprep.bank import Bank, BankError, load_bank
 from aiprep.paths import default_bank_root
-from aiprep.runner import run_solution
+from aiprep.runner import Job, run_solution
 from conftest import FIXTURES
 
 WRONG_ANSWER_DIR = FIXTURES / "wrong_answers"
@@ -39,12 +40,29 @@ def test_the_shipped_bank_validates() -> None:
     assert len([q for q in bank.questions.values() if q["solution"]]) >= 3
 
 
+def _smoke_results() -> dict[str, Job]:
+    """The reference runs of `aiprep smoke --json` named by AIPREP_SMOKE_REPORT, when they
+    ran this very code (CI runs smoke first, so each reference trains once per CI run)."""
+    path = os.environ.get("AIPREP_SMOKE_REPORT")
+    if not path or BANK is None:
+        return {}
+    from aiprep.smoke import bank_digest, read_report
+
+    data = read_report(Path(path))
+    if data.get("bank_digest") != bank_digest(BANK.root):
+        return {}  # another version of the code: run the references here
+    return {j["id"]: Job.from_dict(j) for j in data["solutions"]}
+
+
+SMOKED = _smoke_results()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("question_id", RUNNABLE, ids=str)
 def test_reference_solution_passes_its_checks(question_id: str) -> None:
     assert BANK is not None
     module = BANK.questions[question_id]["solution"]
-    result = run_solution(BANK.root, module, timeout=600)
+    result = SMOKED.get(question_id) or run_solution(BANK.root, module, timeout=600)
     assert result.status == "ok", f"{result.message}\n{result.output_tail}"
     assert result.report is not None
     failed = [f"{c.name}: {c.value} not {c.rule}" for c in result.report.checks if not c.passed]
@@ -98,36 +116,6 @@ def test_make_demo_runs_a_question_that_exists() -> None:
     ids = re.findall(r"aiprep run ([\w.]+)", makefile)
     assert ids and BANK is not None
     assert all(i in BANK.questions for i in ids), ids
-
-
-@pytest.mark.parametrize("question_id", RUNNABLE, ids=str)
-def test_solution_declares_its_answer_functions(question_id: str) -> None:
-    """ANSWER names what a candidate writes, and check() calls only those names on impl."""
-    assert BANK is not None
-    module = BANK.questions[question_id]["solution"]
-    source = (BANK.root / "solutions" / Path(*module.split("."))).with_suffix(".py")
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    answer = next(
-        ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ANSWER"
-    )
-    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
-    # A module may also reuse another solution's pieces: imported names count as its own.
-    defined |= {
-        alias.asname or alias.name
-        for n in tree.body
-        if isinstance(n, ast.ImportFrom)
-        for alias in n.names
-    }
-    assert answer and set(answer) <= defined  # functions or classes a candidate writes
-    assert {"make_data", "check"} <= defined
-    used = {
-        n.attr
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "impl"
-    }
-    assert used == set(answer)
 
 
 # -----------------------------------------------------------------------------

@@ -1,12 +1,16 @@
-"""``make bench``: how fast the two commands that must be fast are.
+"""``make bench``: the budgets a bank three times this size depends on, measured here.
 
-1. ``aiprep list`` against the floor of its own imports. Both run alternately in one go,
+1. ``aiprep list`` and ``aiprep show ID`` against the floor of their own imports
+   (``python -c "import yaml, rich.console, rich.table"``). All run alternately in one go,
    so machine noise hits them alike; the ratio of the medians is the number to watch
-   (target <= 1.5, long-term 1.3 with a 150-question bank).
-2. ``aiprep smoke`` over the whole bank (``--smoke``, on by default): its wall time
-   against the ideal, the sum of the solutions' own compute time (``check()``'s wall
-   time) divided by the job count. The overhead is TensorFlow imports, process starts
-   and uneven packing of jobs; target <= 15 %.
+   (targets: list <= 1.3, show <= 1.5). ``show`` is measured on a question whose prompt
+   has no Markdown and on one that has (rich.markdown then costs its import).
+2. ``aiprep smoke`` over the bank (``--no-smoke`` skips it): each solution's compute time
+   (``check()``'s wall time; budget <= 20 s each, median <= 12 s), the machine time each
+   costs CI (wall x jobs / solutions), and the overhead of the run over the ideal, the sum
+   of compute divided by the job count (target <= 15 %).
+3. ``aiprep verify --watch``: from saving the file to the verdict, against that solution's
+   compute (target: <= compute + 1 s; the fork server stays warm between saves).
 """
 
 from __future__ import annotations
@@ -14,15 +18,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 FLOOR = [sys.executable, "-c", "import yaml, rich.console, rich.table"]
-TARGET = 1.5
+LIST_TARGET, SHOW_TARGET = 1.3, 1.5
 SMOKE_TARGET = 0.15
+MAX_COMPUTE, MEDIAN_COMPUTE = 20.0, 12.0
+WATCH_SLACK = 1.0
+PLAIN_ID = "concepts.gan_mode_collapse"  # a prompt without Markdown
+MARKDOWN_ID = "training.digits_mlp"  # a prompt with Markdown (inline code)
+WATCH_ID = "training.digits_mlp"
+
+
+def _aiprep() -> list[str]:
+    script = Path(sys.executable).with_name("aiprep")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "aiprep"]
 
 
 def _time(cmd: list[str], env: dict[str, str]) -> float:
@@ -34,34 +51,42 @@ def _time(cmd: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def measure(runs: int = 21) -> dict[str, float]:
-    """Median wall seconds of ``aiprep list`` and of the floor, and their ratio."""
-    # Measure the steady state a user sees: bytecode cached after the first run, even where
+def measure_commands(runs: int = 21) -> dict[str, float]:
+    """Median wall seconds of list, show (plain and Markdown) and the floor; the ratios."""
+    # The steady state a user sees: bytecode cached after the first run, even where
     # PYTHONDONTWRITEBYTECODE is set (pip already compiled the dependencies at install).
     import compileall
 
     compileall.compile_dir(Path(__file__).parent, quiet=1)
-    aiprep = Path(sys.executable).with_name("aiprep")
-    command = [str(aiprep), "list"] if aiprep.exists() else [sys.executable, "-m", "aiprep", "list"]
     env = dict(os.environ, COLUMNS="120")
-    _time(command, env)  # first run validates and caches the bank, like any first use
-    listed, floor = [], []
+    commands = {
+        "list": [*_aiprep(), "list"],
+        "show": [*_aiprep(), "show", PLAIN_ID],
+        "show_markdown": [*_aiprep(), "show", MARKDOWN_ID],
+        "floor": FLOOR,
+    }
+    _time(commands["list"], env)  # the first run validates and caches the bank
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
-        listed.append(_time(command, env))
-        floor.append(_time(FLOOR, env))
-    a, f = statistics.median(listed), statistics.median(floor)
-    return {"aiprep_list_s": a, "floor_s": f, "ratio": a / f, "runs": runs}
+        for name, cmd in commands.items():
+            times[name].append(_time(cmd, env))
+    med = {name: statistics.median(t) for name, t in times.items()}
+    return {
+        **{f"{name}_s": value for name, value in med.items()},
+        "list_ratio": med["list"] / med["floor"],
+        "show_ratio": med["show"] / med["floor"],
+        "show_markdown_ratio": med["show_markdown"] / med["floor"],
+        "runs": runs,
+    }
 
 
-def measure_smoke(jobs: int) -> dict[str, float]:
-    """``aiprep smoke --jobs N`` over the bank: wall time, compute / jobs, the overhead."""
-    import tempfile
-
+def measure_smoke(jobs: int) -> dict[str, Any]:
+    """``aiprep smoke --jobs N`` over the bank: compute per solution, CI cost, overhead."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "smoke.json"
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "aiprep", "smoke", "--jobs", str(jobs), "--json", str(report)],
+            [*_aiprep(), "smoke", "--jobs", str(jobs), "--json", str(report)],
             stdout=subprocess.DEVNULL,
         )
         wall = time.perf_counter() - start
@@ -72,14 +97,58 @@ def measure_smoke(jobs: int) -> dict[str, float]:
     failed = [s["id"] for s in solutions if s["state"] != "passed"]
     if failed:
         sys.exit(f"bench: smoke failures make the timing meaningless: {', '.join(failed)}")
-    ideal = sum(s["compute_s"] for s in solutions) / jobs
+    compute = {s["solution"]: s["compute_s"] for s in solutions}
+    ideal = sum(compute.values()) / jobs
     return {
         "smoke_wall_s": wall,
         "smoke_ideal_s": ideal,
         "smoke_overhead": wall / ideal - 1,
         "smoke_solutions": len(solutions),
         "smoke_jobs": jobs,
+        "ci_machine_s_per_solution": wall * jobs / len(solutions),
+        "compute_median_s": statistics.median(compute.values()),
+        "compute_max_s": max(compute.values()),
+        "compute_s": compute,
     }
+
+
+def measure_watch(question_id: str, compute_s: float | None) -> dict[str, float]:
+    """Seconds from saving an attempt to its verdict in ``verify --watch`` (2nd save on)."""
+    from aiprep.bank import load_bank, solution_path
+
+    bank = load_bank()
+    module = bank.questions[question_id]["solution"]
+    with tempfile.TemporaryDirectory() as tmp:
+        attempt = Path(tmp) / "attempt.py"
+        shutil.copy(solution_path(bank.root, module), attempt)
+        proc = subprocess.Popen(
+            [*_aiprep(), "verify", question_id, str(attempt), "--watch"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ, COLUMNS="200"),
+        )
+        assert proc.stdout is not None
+        latencies = []
+        try:
+            for _ in range(3):  # the first verdict, then two saves
+                saved = time.perf_counter()
+                for line in proc.stdout:
+                    if "checks passed" in line:
+                        latencies.append(time.perf_counter() - saved)
+                    if "watching" in line:
+                        break
+                attempt.write_text(attempt.read_text() + "\n")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    after_save = statistics.median(latencies[1:]) if len(latencies) > 1 else float("nan")
+    result = {"watch_first_s": latencies[0] if latencies else float("nan")}
+    result["watch_save_to_verdict_s"] = after_save
+    if compute_s is not None:
+        result["watch_compute_s"] = compute_s
+        result["watch_over_compute_s"] = after_save - compute_s
+    return result
 
 
 def main() -> None:
@@ -87,31 +156,74 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-smoke", dest="smoke", action="store_false")
+    parser.add_argument("--no-watch", dest="watch", action="store_false")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = measure(args.runs)
-    ok = result["ratio"] <= TARGET
+    result: dict[str, Any] = measure_commands(args.runs)
+    verdicts = {
+        "list": result["list_ratio"] <= LIST_TARGET,
+        "show": result["show_ratio"] <= SHOW_TARGET,
+    }
     if args.smoke:
         result.update(measure_smoke(args.jobs))
-        ok = ok and result["smoke_overhead"] <= SMOKE_TARGET
+        verdicts["smoke overhead"] = result["smoke_overhead"] <= SMOKE_TARGET
+        verdicts["compute max"] = result["compute_max_s"] <= MAX_COMPUTE
+        verdicts["compute median"] = result["compute_median_s"] <= MEDIAN_COMPUTE
+    if args.watch:
+        compute = result.get("compute_s", {}).get(WATCH_ID)
+        result.update(measure_watch(WATCH_ID, compute))
+        if "watch_over_compute_s" in result:
+            verdicts["watch"] = result["watch_over_compute_s"] <= WATCH_SLACK
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps({**result, "ok": verdicts}))
     else:
-        print(f"aiprep list  median {result['aiprep_list_s'] * 1000:7.1f} ms")
-        print(f"floor        median {result['floor_s'] * 1000:7.1f} ms  ({FLOOR[-1]})")
-        verdict = "ok" if result["ratio"] <= TARGET else "over target"
-        runs = args.runs
-        print(f"ratio        {result['ratio']:.2f}  (target <= {TARGET}: {verdict}, {runs} runs)")
-        if args.smoke:
-            over = result["smoke_overhead"]
-            verdict = "ok" if over <= SMOKE_TARGET else "over target"
-            print(
-                f"smoke        {result['smoke_wall_s']:.1f} s wall for "
-                f"{result['smoke_solutions']:.0f} solutions, {args.jobs} jobs; "
-                f"compute / jobs {result['smoke_ideal_s']:.1f} s"
+        _print(result, verdicts, args)
+    sys.exit(0 if all(verdicts.values()) else 1)
+
+
+def _print(result: dict[str, Any], verdicts: dict[str, bool], args: Any) -> None:
+    def ok(name: str) -> str:
+        return "ok" if verdicts[name] else "OVER TARGET"
+
+    ms = {k: result[f"{k}_s"] * 1000 for k in ("list", "show", "show_markdown", "floor")}
+    print(f"floor          {ms['floor']:7.1f} ms  ({FLOOR[-1]}), {args.runs} runs")
+    print(
+        f"list           {ms['list']:7.1f} ms  {result['list_ratio']:.2f}x floor "
+        f"(target <= {LIST_TARGET}: {ok('list')})"
+    )
+    print(
+        f"show           {ms['show']:7.1f} ms  {result['show_ratio']:.2f}x floor "
+        f"(target <= {SHOW_TARGET}: {ok('show')}; {PLAIN_ID})"
+    )
+    print(
+        f"show, Markdown {ms['show_markdown']:7.1f} ms  {result['show_markdown_ratio']:.2f}x floor"
+        f" ({MARKDOWN_ID}: rich.markdown's import)"
+    )
+    if "smoke_wall_s" in result:
+        print(
+            f"smoke          {result['smoke_wall_s']:.1f} s wall for "
+            f"{result['smoke_solutions']} solutions, {result['smoke_jobs']} jobs; "
+            f"compute / jobs {result['smoke_ideal_s']:.1f} s; overhead "
+            f"{result['smoke_overhead']:+.1%} (target <= {SMOKE_TARGET:.0%}: "
+            f"{ok('smoke overhead')})"
+        )
+        print(
+            f"compute        median {result['compute_median_s']:.1f} s "
+            f"(target <= {MEDIAN_COMPUTE:g}: {ok('compute median')}), max "
+            f"{result['compute_max_s']:.1f} s (target <= {MAX_COMPUTE:g}: {ok('compute max')})"
+        )
+        print(f"CI cost        {result['ci_machine_s_per_solution']:.1f} machine-s per solution")
+        slow = sorted(result["compute_s"].items(), key=lambda kv: -kv[1])[:5]
+        print("slowest        " + ", ".join(f"{m} {s:.1f} s" for m, s in slow))
+    if "watch_save_to_verdict_s" in result:
+        line = f"verify --watch save to verdict {result['watch_save_to_verdict_s']:.1f} s"
+        if "watch_over_compute_s" in result:
+            over = result["watch_over_compute_s"]
+            line += (
+                f", compute {result['watch_compute_s']:.1f} s: {over:+.2f} s"
+                f" (target <= +{WATCH_SLACK:g} s: {ok('watch')})"
             )
-            print(f"overhead     {over:+.1%}  (target <= {SMOKE_TARGET:.0%}: {verdict})")
-    sys.exit(0 if ok else 1)
+        print(line + f"; first verdict {result['watch_first_s']:.1f} s (TensorFlow's import)")
 
 
 if __name__ == "__main__":

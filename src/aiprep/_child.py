@@ -1,6 +1,7 @@
-"""Child side of runner.py: ``python -m aiprep._child ROOT MODULE EVENTS_FD [ATTEMPT]``.
+"""The run side of runner.py: ``run_check`` is what every forked run executes.
 
-``run_check`` is also what ``aiprep smoke``'s forked workers run.
+It imports the solution (and the candidate's attempt), checks the attempt's signatures,
+runs ``check`` and sends progress events and the report as JSON lines over a pipe.
 """
 
 from __future__ import annotations
@@ -112,12 +113,6 @@ def _display(path: Path, line: int | None) -> str:
     return f"{path}:{line or 1}"
 
 
-def main() -> None:
-    root, module_name, fd = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    attempt = Path(sys.argv[4]).resolve() if len(sys.argv) > 4 else None
-    run_check(root, module_name, fd, attempt)
-
-
 def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None) -> NoReturn:
     """Run ``solutions.<module_name>.check`` and send the report (or the error) to ``fd``.
 
@@ -165,7 +160,3 @@ def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # skip TensorFlow's slow (and occasionally hanging) interpreter teardown
-
-
-if __name__ == "__main__":
-    main()

@@ -282,7 +282,9 @@ def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
                     )
                 )
 
+    wrong_answers = root / "tests" / "fixtures" / "wrong_answers"
     for module, path in _solution_modules(root):
+        problems += solution_problems(module, path, wrong_answers)
         if module not in used_solutions:
             problems.append(
                 Problem(
@@ -326,6 +328,121 @@ def _join_cjk_lines(value: Any) -> Any:
 def _join_cjk_text(text: str) -> str:
     parts = _FENCE.split(text)  # odd indices: fenced code blocks
     return "".join(p if i % 2 else _CJK_BREAK.sub("", p) for i, p in enumerate(parts))
+
+
+def solution_problems(module: str, path: Path, wrong_answers: Path) -> list[Problem]:
+    """The solution contract, read from the source alone (no import, no TensorFlow).
+
+    ``ANSWER`` names what a candidate writes, and the module defines (or imports) each
+    name; ``check`` and ``make_data`` exist; ``check`` calls on ``impl`` only names in
+    ``ANSWER``; ``SolutionReport(...)`` carries the module's own id; where the bank ships
+    wrong answers (``tests/fixtures/wrong_answers/``), this solution has one.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as e:
+        return [Problem(path, e.lineno or 1, f"does not parse: {e.msg}", "fix the syntax")]
+    except (OSError, UnicodeDecodeError) as e:
+        return [Problem(path, 1, f"cannot read ({e})", "save it as UTF-8")]
+    defined: set[str] = set()
+    answer: tuple[str, ...] | None = None
+    answer_line = 1
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            defined |= set(names)
+            if "ANSWER" in names:
+                answer_line = node.lineno
+                try:
+                    value = ast.literal_eval(node.value)
+                except ValueError:
+                    value = None
+                ok = isinstance(value, tuple) and value and all(isinstance(v, str) for v in value)
+                answer = value if ok else ()
+    problems = []
+    if answer is None:
+        problems.append(
+            Problem(
+                path,
+                1,
+                "no ANSWER",
+                'add `ANSWER = ("build_model", ...)`: the functions a candidate writes',
+            )
+        )
+    elif not answer:
+        problems.append(
+            Problem(
+                path,
+                answer_line,
+                "ANSWER is not a non-empty tuple of names",
+                'write it as `ANSWER = ("build_model", "train")`',
+            )
+        )
+    for name in answer or ():
+        if name not in defined:
+            problems.append(
+                Problem(
+                    path,
+                    answer_line,
+                    f"ANSWER names {name!r}, which the module does not define",
+                    f"define {name}() here or import it from the solution it reuses",
+                )
+            )
+    for needed, what in (
+        ("check", "check(impl) -> SolutionReport"),
+        ("make_data", "make_data(seed)"),
+    ):
+        if needed not in defined:
+            problems.append(Problem(path, 1, f"no {needed}", f"define {what}"))
+    for found in ast.walk(tree):
+        if (
+            answer
+            and isinstance(found, ast.Attribute)
+            and isinstance(found.value, ast.Name)
+            and found.value.id == "impl"
+            and found.attr not in answer
+        ):
+            problems.append(
+                Problem(
+                    path,
+                    found.lineno,
+                    f"check calls impl.{found.attr}, which is not in ANSWER",
+                    f"add {found.attr!r} to ANSWER, or call this module's own {found.attr}",
+                )
+            )
+        if (
+            isinstance(found, ast.Call)
+            and getattr(found.func, "id", getattr(found.func, "attr", "")) == "SolutionReport"
+        ):
+            given = [*found.args[:1], *(k.value for k in found.keywords if k.arg == "solution")]
+            for arg in given:
+                if isinstance(arg, ast.Constant) and arg.value != module:
+                    problems.append(
+                        Problem(
+                            path,
+                            found.lineno,
+                            f"SolutionReport names {arg.value!r}, not this module",
+                            f'write SolutionReport(solution="{module}")',
+                        )
+                    )
+    fixture = wrong_answers / f"{module.replace('.', '__')}.py"
+    if wrong_answers.is_dir() and not fixture.is_file():
+        problems.append(
+            Problem(
+                path,
+                1,
+                "no wrong-answer fixture",
+                f"add {fixture.relative_to(wrong_answers.parents[2])}: a typical wrong answer "
+                'with CAUGHT_BY = "<the check that catches it>"',
+            )
+        )
+    return problems
 
 
 def _load_question(path: Path, model: Any, problems: list[Problem]) -> tuple[Any, yaml.Node] | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiprep.smoke import Job
+from aiprep.runner import Job
 
 GUARD = "guard:"
 MUTANTS = {

@@ -122,12 +122,18 @@ def list_(
     if as_json:
         _print_json(records)
         return
+    runnable = sum(1 for q in records if q["solution"])
+    summary = f"{len(records)} of {len(bank)} questions, {runnable} runnable"
+    if not sys.stdout.isatty():  # for grep, cut and friends: one line per question
+        from aiprep.render import question_lines
+
+        sys.stdout.write(question_lines(records, lang) + f"\n{summary}\n")
+        return
     from aiprep.render import question_table
 
     console = _console()
     console.print(question_table(records, lang, console), crop=True)
-    runnable = sum(1 for q in records if q["solution"])
-    console.print(f"\n{len(records)} of {len(bank)} questions, {runnable} runnable", style="dim")
+    console.print(f"\n{summary}", style="dim")
 
 
 @cli.command()
@@ -361,9 +367,10 @@ def verify(
             )
             _wait_for_change(path)
             console.rule(f"{path} changed", style="dim")
-            once()
+            passed = once()
     except KeyboardInterrupt:
         console.print("stopped watching", style="dim")
+    ctx.exit(0 if passed else 1)  # the last verdict
 
 
 def _record_good(question_id: str) -> str:
@@ -374,23 +381,21 @@ def _record_good(question_id: str) -> str:
     return when(card.due)
 
 
-def _wait_for_change(path: Path, interval: float = 0.3) -> None:
-    """Block until ``path``'s content changes (polling: no extra dependency, any editor)."""
-    import time
+def _wait_for_change(path: Path) -> None:
+    """Block until ``path`` is saved (file-system events; editors that write a new file
+    and rename it over the old one count too, so the folder is watched)."""
+    from watchfiles import watch
 
-    def stamp() -> tuple[int, int] | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None  # mid-save by an editor that replaces the file
-        return st.st_mtime_ns, st.st_size
-
-    before = stamp()
-    while True:
-        time.sleep(interval)
-        now = stamp()
-        if now is not None and now != before:
-            time.sleep(interval)  # let the write finish
+    target = path.resolve()
+    for _ in watch(
+        target.parent,
+        watch_filter=lambda _change, changed: Path(changed).resolve() == target,
+        debounce=200,  # ms: one verdict for an editor's burst of writes
+        step=25,
+        rust_timeout=0,
+        yield_on_timeout=False,
+    ):
+        if target.is_file():
             return
 
 
@@ -447,6 +452,7 @@ def quiz(
     from aiprep.quiz import Terminal, print_summary, run_quiz
 
     console = _console()
+    _warm_for(records)
     with _store() as store:
         term = Terminal(console)
         with term.session():
@@ -501,11 +507,21 @@ def mock(
             f"mock interview: {len(queue)} questions in {minutes} minutes; q or Ctrl-C ends it",
             style="bold",
         )
+        _warm_for(queue)
         term = Terminal(console)
         with term.session():
             session, missed = run_mock(term, bank, queue, store, lang, minutes)
         if not term.gone:
             print_mock_summary(console, session, bank.questions, missed)
+
+
+def _warm_for(records: list[Record]) -> None:
+    """When a session may run a solution (`r`), start the runner's fork server in the
+    background: TensorFlow imports while the candidate reads, not after they press `r`."""
+    if any(q["solution"] for q in records):
+        from aiprep.runner import warm_up_in_background
+
+        warm_up_in_background()
 
 
 def _only_ids(bank: Bank, records: list[Record], ids: tuple[str, ...]) -> list[Record]:
@@ -732,12 +748,37 @@ def export(
     click.echo(f"wrote {output}: {len(records)} question(s), {fmt}, {lang}, {sheet}", err=True)
 
 
+def _shard_option(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    k, _, n = value.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise BadInput(f"--shard {value}: write K/N with 1 <= K <= N, e.g. --shard 2/4")
+    return int(k), int(n)
+
+
 @cli.command()
 @click.option("--topic", multiple=True, help="Only this topic (repeatable).")
 @click.option("--kind", type=KIND_CHOICE, multiple=True, help="Only this kind.")
 @click.option("--tag", multiple=True, help="Questions carrying this tag.")
 @click.option(
     "--ids", multiple=True, help="Only these question ids (repeatable, or comma-separated)."
+)
+@click.option(
+    "--shard",
+    metavar="K/N",
+    help="Run only part K of N: a deterministic split balanced by the compute times in "
+    "solutions/timings.json, for CI on N machines (then `aiprep smoke-merge`).",
+)
+@click.option(
+    "--changed",
+    "changed_ref",
+    metavar="[GIT_REF]",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Only solutions whose file, or a solution or aiprep module they import, changed "
+    "since GIT_REF (default: the merge base with main), committed or not.",
 )
 @click.option(
     "--jobs", type=click.IntRange(min=1), default=None, help="Solutions at a time [default: CPUs]."
@@ -761,7 +802,12 @@ def export(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the results as JSON.",
+    help="Write the results as JSON (read back by `aiprep smoke-merge` and the tests).",
+)
+@click.option(
+    "--record-timings",
+    is_flag=True,
+    help="Write each solution's compute time to solutions/timings.json (for --shard).",
 )
 @click.pass_context
 def smoke(
@@ -770,31 +816,54 @@ def smoke(
     kind: tuple[str, ...],
     tag: tuple[str, ...],
     ids: tuple[str, ...],
+    shard: str | None,
+    changed_ref: str | None,
     jobs: int | None,
     timeout: float,
     memory: float,
     junit: Path | None,
     json_path: Path | None,
+    record_timings: bool,
 ) -> None:
     """Run every reference solution's checks, in parallel, each isolated.
 
     TensorFlow is imported once, by a fork server; each solution runs in its own forked
     process and session, so one that crashes, hangs, exits hard or eats memory fails
-    alone, with the tail of its output. Exit 1 if any solution failed.
+    alone, with the tail of its output. A reference also fails when what it states about
+    the seed's code no longer holds. Exit 1 if any solution failed.
     """
     import os
+
+    from aiprep import smoke as smoke_lib
 
     bank = _bank(ctx)
     records = [q for q in _selected(bank, topic, kind, (), tag) if q["solution"]]
     records = _only_ids(bank, records, ids)
+    part = _shard_option(shard)
+    if changed_ref is not None:
+        try:
+            changed = smoke_lib.changed_files(bank.root, changed_ref or None)
+        except ValueError as e:
+            raise BadInput(f"--changed: {e}") from None
+        keep = set(smoke_lib.affected(bank.root, [q["solution"] for q in records], changed))
+        records = [q for q in records if q["solution"] in keep]
+        if not records:
+            _console().print("no solution is affected by the changes: nothing to run")
+            return
+    if part is not None:
+        mine = set(
+            smoke_lib.shard(
+                [q["solution"] for q in records], smoke_lib.read_timings(bank.root), *part
+            )
+        )
+        records = [q for q in records if q["solution"] in mine]
     if not records:
         raise BadInput("no runnable questions match these filters; see `aiprep list`")
     import time
 
     from aiprep.exporters import write_atomic
     from aiprep.render import SmokeDisplay, smoke_summary
-    from aiprep.smoke import Job, junit_xml
-    from aiprep.smoke import smoke as run_all
+    from aiprep.runner import Job, run_jobs
 
     for path in (junit, json_path):  # before a long run, not after it
         if path is not None and not path.absolute().parent.is_dir():
@@ -804,7 +873,7 @@ def smoke(
     console = _console()
     start = time.monotonic()
     with SmokeDisplay(console, queue) as display:
-        run_all(
+        run_jobs(
             bank.root,
             queue,
             workers=workers,
@@ -814,17 +883,60 @@ def smoke(
         )
     wall = time.monotonic() - start
     console.print(smoke_summary(queue, wall, workers))
-    data = {"wall_s": round(wall, 3), "jobs": workers, "solutions": [j.to_dict() for j in queue]}
-    for path, content in (
-        (junit, junit_xml(queue, wall)),
+    data = smoke_lib.report(queue, wall, workers, smoke_lib.bank_digest(bank.root))
+    outputs = [
+        (junit, smoke_lib.junit_xml(queue, wall)),
         (json_path, (json.dumps(data, indent=2) + "\n").encode()),
-    ):
+    ]
+    if record_timings:
+        timings = smoke_lib.timings_json(queue, smoke_lib.read_timings(bank.root))
+        outputs.append((bank.root / smoke_lib.TIMINGS, timings))
+    for path, content in outputs:
         if path is not None:
             try:
                 write_atomic(path, content, force=True)
             except OSError as e:
                 raise BadInput(f"{path}: cannot write ({e.strerror})") from None
-    ctx.exit(0 if all(j.passed for j in queue) else 1)
+    ctx.exit(0 if all(j.state == "passed" for j in queue) else 1)
+
+
+@cli.command("smoke-merge")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the merged JSON report.",
+)
+def smoke_merge(reports: tuple[Path, ...], junit: Path | None, json_path: Path | None) -> None:
+    """Join the JSON reports of `aiprep smoke --shard K/N` runs into one report.
+
+    Prints the merged summary; exit 1 if any solution failed in any shard, 2 if the
+    shards overlap or a file is not a smoke report.
+    """
+    from aiprep import smoke as smoke_lib
+    from aiprep.exporters import write_atomic
+    from aiprep.render import smoke_summary
+    from aiprep.runner import Job
+
+    try:
+        merged = smoke_lib.merge([smoke_lib.read_report(p) for p in reports])
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    jobs = [Job.from_dict(j) for j in merged["solutions"]]
+    _console().print(smoke_summary(jobs, merged["wall_s"], merged["jobs"]))
+    outputs = [
+        (junit, smoke_lib.junit_xml(jobs, merged["wall_s"])),
+        (json_path, (json.dumps(merged, indent=2) + "\n").encode()),
+    ]
+    for path, content in outputs:
+        if path is not None:
+            try:
+                write_atomic(path, content, force=True)
+            except OSError as e:
+                raise BadInput(f"{path}: cannot write ({e.strerror})") from None
+    sys.exit(0 if all(j.state == "passed" for j in jobs) else 1)
 
 
 @cli.command("check-coverage")
@@ -898,7 +1010,7 @@ def check_coverage(
     from aiprep.check_coverage import collect, plan, totals
     from aiprep.exporters import write_atomic
     from aiprep.render import SmokeDisplay, coverage_table
-    from aiprep.smoke import smoke as run_all
+    from aiprep.runner import run_jobs as run_all
 
     console = _console()
     workers = jobs or os.cpu_count() or 1

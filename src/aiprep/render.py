@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +18,7 @@ if TYPE_CHECKING:
 
     from aiprep.check_coverage import SolutionCoverage
     from aiprep.report import Check, SolutionReport
-    from aiprep.runner import RunResult
-    from aiprep.smoke import Job
+    from aiprep.runner import Job, RunResult
 
 LANGS = ("en", "zh")
 
@@ -28,6 +28,25 @@ def text(value: dict[str, str], lang: str) -> str:
     if lang == "both":
         return f"{value['en']}\n\n{value['zh']}"
     return value[lang]
+
+
+def question_lines(records: Iterable[Record], lang: str) -> str:
+    """The bank as plain lines, one per question, columns padded: for a pipe or a file."""
+    rows = list(records)
+    head = ("id", "kind", "difficulty", "run", "title")
+    cells = [
+        (
+            q["id"],
+            q["kind"],
+            q["difficulty"],
+            "✓" if q["solution"] else "-",
+            " / ".join(q["title"][x] for x in LANGS) if lang == "both" else q["title"][lang],
+        )
+        for q in rows
+    ]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(head[:4])]
+    lines = ["  ".join([*(c[i].ljust(widths[i]) for i in range(4)), c[4]]) for c in [head, *cells]]
+    return "\n".join(lines)
 
 
 def question_table(records: Iterable[Record], lang: str, console: Console) -> Text:
@@ -94,9 +113,23 @@ _HEAD = {
 }
 
 
+_MARKUP = re.compile(r"[`*_#>|\[\]<&]|^\s*([-+*]|\d+\.)\s", re.M)
+
+
+def markdown(source: str) -> RenderableType:
+    """``source`` rendered as Markdown; plain text when it has no Markdown in it, which
+    keeps rich.markdown (markdown_it and pygments, ~45 ms to import) out of the way."""
+    if not _MARKUP.search(source):
+        paragraphs = re.split(r"\n\s*\n", source.strip())
+        texts = [Text(" ".join(line.strip() for line in p.splitlines())) for p in paragraphs]
+        return Group(*[part for t in texts for part in (Text(), t)][1:])  # blank lines between
+    from rich.markdown import Markdown
+
+    return Markdown(source)
+
+
 def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableType:
     """A question as a page: title, metadata, prompt; with ``answer`` also answer and rubric."""
-    from rich.markdown import Markdown
 
     langs = LANGS if lang == "both" else (lang,)
     parts: list[RenderableType] = []
@@ -109,7 +142,7 @@ def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableTy
         parts.append(Text(q["title"][lg], style="bold underline"))
     parts.append(Text(meta, style="dim"))
     for lg in langs:
-        parts += [Text(), Markdown(q["prompt"][lg])]
+        parts += [Text(), markdown(q["prompt"][lg])]
         if q["choices"]:
             parts.append(Text())
             for letter, choice in zip("ABCDEFGHIJ", q["choices"], strict=False):
@@ -123,7 +156,7 @@ def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableTy
             head = Text(heads["answer"], style="bold green")
             if q.get("as_of"):
                 head.append(f" · {heads['as_of']} {q['as_of']}", style="dim")
-            parts += [Text(), head, Markdown(q["answer"][lg])]
+            parts += [Text(), head, markdown(q["answer"][lg])]
             parts += [Text(), Text(heads["key_points"], style="bold green")]
             parts += [Text(f"  ☐ {kp[lg]}") for kp in q["key_points"]]
     source = q["source"]
@@ -323,11 +356,11 @@ class SmokeDisplay:
             return
         if job.id not in self._reported:  # a plain log for CI
             self._reported.add(job.id)
-            mark = "PASS" if job.passed else "FAIL"
+            mark = "PASS" if job.state == "passed" else "FAIL"
             done = len(self._reported)
             self.console.print(
                 f"[{done}/{len(self.jobs)}] {mark} {job.id} ({job.wall_s:.1f} s)"
-                + (f": {job.message}" if not job.passed else ""),
+                + (f": {job.message}" if job.state != "passed" else ""),
                 markup=False,
                 soft_wrap=True,
             )
@@ -363,7 +396,7 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
     for name in ("solution", "result", "wall s", "compute s", "cpu s", "key metrics"):
         table.add_column(name, justify="right" if name.endswith(" s") else "left")
     for job in sorted(jobs, key=lambda j: -j.wall_s):
-        if job.passed and job.report is not None:
+        if job.state == "passed" and job.report is not None:
             key = "; ".join(f"{c.name} {format_value(c.value)}" for c in job.report.checks[:2])
             result = Text("PASS", style="green")
         else:
@@ -371,7 +404,7 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
         compute = f"{job.compute_s:.1f}" if job.compute_s is not None else "–"
         cpu = f"{job.cpu_s:.1f}" if job.cpu_s is not None else "–"
         table.add_row(job.id, result, f"{job.wall_s:.1f}", compute, cpu, Text(key))
-    passed = sum(j.passed for j in jobs)
+    passed = sum(j.state == "passed" for j in jobs)
     work = sum(j.compute_s or 0.0 for j in jobs) / workers
     # Wall time over the ideal (all compute spread evenly): meaningful when all ran.
     meaningful = work >= 5 and passed == len(jobs)  # tiny runs are all process start-up
@@ -383,7 +416,7 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
     )
     parts: list[RenderableType] = [table, Text(), line]
     for job in jobs:
-        if not job.passed and job.output_tail:
+        if not job.state == "passed" and job.output_tail:
             parts += [
                 Text(),
                 Text(f"{job.id}: {job.message}", style="red"),

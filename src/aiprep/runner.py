@@ -1,22 +1,31 @@
-"""Run a solution's ``check`` in a child process with a timeout.
+"""Run solutions' checks, each in its own process forked from one TensorFlow-preloaded server.
 
-The child (``python -m aiprep._child``) imports the solution, runs ``check(impl)`` and
-sends progress events and the final report as JSON lines over a pipe. A crash, a hang or
-a leaked global (TensorFlow's device setup is once per process) stays in the child.
+The one way solutions run, for ``aiprep run``, ``verify`` (``--watch`` too), the quiz, ``smoke``,
+``check-coverage`` and the tests. TensorFlow's import (about 3 s here) is paid once per
+process that runs solutions: a ``multiprocessing`` fork server imports it (and tf_keras,
+numpy), and every run is a fresh process forked from it, in its own session. A run that
+crashes, hangs, exits hard or eats memory is killed (its whole process group) and
+reported with the tail of its output; nothing it does reaches the caller or the next run.
+
+A run reports progress and its result as JSON lines over a pipe (``aiprep._child``); its
+stdout and stderr go to a log whose tail is kept when it fails (or, with ``verbose``,
+is copied to the caller's stderr as it is written).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import selectors
 import signal
-import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,8 +33,14 @@ from aiprep.report import SolutionReport
 
 Event = dict[str, Any]
 Status = Literal["ok", "timeout", "crash"]
+State = Literal["queued", "running", "passed", "failed"]
 
-# What the child needs to keep TensorFlow's logs quiet (unless --verbose).
+# Imported once by the fork server; the first one silences the server's own stderr
+# (absl's pre-init warnings ignore TF_CPP_MIN_LOG_LEVEL). Runs write to their logs.
+PRELOAD = ["aiprep._forkserver_stdio", "tensorflow", "tf_keras", "numpy", "aiprep._child"]
+DEFAULT_MEMORY_MB = 8192
+
+# What a run needs to keep TensorFlow's logs quiet (unless verbose).
 QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",  # C++ logging: errors only
     "PYTHONWARNINGS": "ignore",
@@ -35,16 +50,23 @@ QUIET_ENV = {
 
 
 @dataclass
-class RunResult:
-    """What came back from one child run."""
+class Job:
+    """One run of a solution's checks (on the reference, or on ``attempt``) and its result."""
 
-    status: Status
-    report: SolutionReport | None
-    message: str = ""
-    output_tail: str = ""
+    id: str
+    module: str
+    attempt: Path | None = None  # a candidate's file; None: the reference itself
+    state: State = "queued"
+    status: Status | None = None  # once it ended: ok (a report came back), timeout, crash
+    phase: str = ""  # the last progress phase it reported
+    started: float = 0.0
     wall_s: float = 0.0
     compute_s: float | None = None  # the wall time of check() itself
-    cpu_s: float | None = None  # the child's CPU time (threads and children included)
+    cpu_s: float | None = None  # the run's CPU time (threads and waited-for children included)
+    report: SolutionReport | None = None
+    message: str = ""  # why it failed, one line
+    output_tail: str = ""
+    peak_rss_mb: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -56,6 +78,201 @@ class RunResult:
         """For the reference run: passed, and every fact it states about the seed holds."""
         return self.passed and self.report is not None and self.report.seed_facts_hold
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "solution": self.module,
+            "state": self.state,
+            "wall_s": round(self.wall_s, 3),
+            "compute_s": None if self.compute_s is None else round(self.compute_s, 3),
+            "cpu_s": None if self.cpu_s is None else round(self.cpu_s, 3),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "message": self.message,
+            "output_tail": self.output_tail if self.state != "passed" else "",
+            "report": self.report.to_dict() if self.report else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        report = data.get("report")
+        state = data["state"]
+        return cls(
+            id=data["id"],
+            module=data["solution"],
+            state=state,
+            status="ok" if report is not None else "crash",
+            wall_s=data["wall_s"],
+            compute_s=data.get("compute_s"),
+            cpu_s=data.get("cpu_s"),
+            report=SolutionReport.from_dict(report) if report is not None else None,
+            message=data.get("message", ""),
+            output_tail=data.get("output_tail", ""),
+            peak_rss_mb=data.get("peak_rss_mb", 0.0),
+        )
+
+
+RunResult = Job  # what run_solution returns: one finished job
+
+# -----------------------------------------------------------------------------
+# The fork server
+
+_server_lock = threading.Lock()
+_warm = False  # the server answered once: later calls need not wait for it
+
+
+def _context(verbose: bool = False) -> Any:
+    """The fork server's context; its environment is set before it first starts."""
+    if not verbose:
+        os.environ.update(QUIET_ENV)  # read by TensorFlow when the server imports it
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def warm_up(verbose: bool = False) -> None:
+    """Start the fork server and wait until it has imported TensorFlow (a no-op once done).
+
+    Keeps the import out of the first run's time and timeout.
+    """
+    global _warm
+    with _server_lock:
+        if _warm:
+            return
+        context = _context(verbose)
+        warm = context.Process(target=_noop, name="warm-up")
+        warm.start()
+        warm.join()
+        _warm = True
+
+
+def warm_up_in_background(verbose: bool = False) -> threading.Thread:
+    """``warm_up`` in a daemon thread: a session (quiz, verify --watch) starts at once and
+    its first run finds TensorFlow already imported."""
+    thread = threading.Thread(target=warm_up, args=(verbose,), name="aiprep-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _noop() -> None:
+    """A first job for the fork server: it returns once the preloading is done."""
+
+
+def _worker(
+    root: str,
+    module: str,
+    attempt: str | None,
+    cwd: str,
+    env: dict[str, str],
+    events: Connection,
+    log_path: str,
+) -> None:
+    """In the forked process: own session, the caller's folder and environment, output to
+    the log, then the run itself."""
+    os.setsid()  # its own process group: a kill takes whatever it started too
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    from aiprep._child import run_check
+
+    run_check(Path(root), module, os.dup(events.fileno()), Path(attempt) if attempt else None)
+
+
+# -----------------------------------------------------------------------------
+# Runs
+
+
+@dataclass
+class _Running:
+    job: Job
+    process: Any  # multiprocessing.Process of the forkserver context
+    reader: Connection
+    log: Path
+    buffer: bytes = b""
+    got_report: bool = False
+    shown: int = 0  # bytes of the log copied to stderr (verbose)
+    events: list[Event] = field(default_factory=list)
+
+
+def run_jobs(
+    root: Path,
+    jobs: Sequence[Job],
+    *,
+    workers: int,
+    timeout: float,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    verbose: bool = False,
+    on_change: Callable[[Job], None] | None = None,
+    on_event: Callable[[Job, Event], None] | None = None,
+) -> list[Job]:
+    """Run every job, ``workers`` at a time; returns them with their results.
+
+    A job fails when a check fails (for a reference: or a fact about the seed), when it
+    raises, exits without a report, runs past ``timeout`` seconds or holds more than
+    ``memory_mb`` MiB. ``on_change`` hears of each job's state changes, ``on_event`` of
+    every progress event. Ctrl-C kills every running job and re-raises.
+    """
+    warm_up(verbose)
+    context = _context(verbose)
+    queue = list(jobs)
+    running: dict[int, _Running] = {}
+    notify = on_change or (lambda job: None)
+    cwd, env = os.getcwd(), dict(os.environ)
+    with (
+        tempfile.TemporaryDirectory(prefix="aiprep-run-") as tmp,
+        selectors.DefaultSelector() as sel,
+    ):
+        try:
+            while queue or running:
+                while queue and len(running) < workers:
+                    job = queue.pop(0)
+                    run = _start(context, root, job, Path(tmp), cwd, env)
+                    running[run.reader.fileno()] = run
+                    sel.register(run.reader.fileno(), selectors.EVENT_READ)
+                    notify(job)
+                for key, _ in sel.select(timeout=0.1 if verbose else 0.25):
+                    run = running[key.fd]
+                    if _read(run, notify, on_event):
+                        continue  # more to come
+                    sel.unregister(key.fd)
+                    del running[key.fd]
+                    _finish(run, "", verbose)
+                    notify(run.job)
+                now = time.monotonic()
+                for fd, run in list(running.items()):
+                    run.job.wall_s = now - run.job.started
+                    if verbose:
+                        _copy_log(run)
+                    why = ""
+                    if not run.process.is_alive():  # ended: take what it sent, then finish
+                        while _read(run, notify, on_event):
+                            pass
+                        sel.unregister(fd)
+                        del running[fd]
+                        _finish(run, "", verbose)
+                        notify(run.job)
+                        continue
+                    if run.job.wall_s > timeout:
+                        why = f"timed out after {timeout:g} s (raise --timeout)"
+                    else:
+                        rss = _rss_mb(run.process.pid)
+                        run.job.peak_rss_mb = max(run.job.peak_rss_mb, rss)
+                        if rss > memory_mb:
+                            why = f"used {rss:.0f} MiB, more than --memory {memory_mb:g}"
+                    if why:
+                        _kill(run)
+                        sel.unregister(fd)
+                        del running[fd]
+                        _finish(run, why, verbose)
+                        notify(run.job)
+        except BaseException:
+            for run in running.values():
+                _kill(run)
+            raise
+    return list(jobs)
+
 
 def run_solution(
     root: Path,
@@ -63,110 +280,166 @@ def run_solution(
     *,
     attempt: Path | None = None,
     timeout: float = 120.0,
+    memory_mb: float = DEFAULT_MEMORY_MB,
     verbose: bool = False,
     on_event: Callable[[Event], None] | None = None,
 ) -> RunResult:
     """Run ``solutions.<module>.check`` on the reference (or on ``attempt``, a .py file).
 
-    ``on_event`` receives each progress event as it arrives. Ctrl-C kills the child and
+    ``on_event`` receives each progress event as it arrives. Ctrl-C kills the run and
     re-raises KeyboardInterrupt.
     """
-    read_fd, write_fd = os.pipe()
-    cmd = [sys.executable, "-m", "aiprep._child", str(root), module, str(write_fd)]
-    if attempt is not None:
-        cmd.append(str(attempt))
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if not verbose:
-        env.update(QUIET_ENV)
-    with tempfile.TemporaryFile("w+b") as log:
-        out = None if verbose else log
-        start = time.monotonic()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            pass_fds=(write_fd,),
-            env=env,
-            start_new_session=True,  # its own process group: a timeout kills everything it started
-        )
-        os.close(write_fd)
+    job = Job(module, module, attempt=attempt)
+    forward = None if on_event is None else (lambda _job, event: on_event(event))
+    run_jobs(
+        root,
+        [job],
+        workers=1,
+        timeout=timeout,
+        memory_mb=memory_mb,
+        verbose=verbose,
+        on_event=forward,
+    )
+    return job
+
+
+def _start(
+    context: Any, root: Path, job: Job, tmp: Path, cwd: str, env: dict[str, str]
+) -> _Running:
+    reader, writer = context.Pipe(duplex=False)
+    fd, name = tempfile.mkstemp(dir=tmp, suffix=".log")  # ids may repeat (several attempts)
+    os.close(fd)
+    log = Path(name)
+    attempt = str(job.attempt.absolute()) if job.attempt else None
+    process = context.Process(
+        target=_worker,
+        args=(str(root), job.module, attempt, cwd, env, writer, str(log)),
+        name=job.id,
+        daemon=False,
+    )
+    process.start()
+    job.state, job.started = "running", time.monotonic()
+    writer.close()
+    return _Running(job, process, reader, log)
+
+
+def _read(
+    run: _Running,
+    notify: Callable[[Job], None],
+    on_event: Callable[[Job, Event], None] | None,
+) -> bool:
+    """Take in what the run sent; False once it closed its end."""
+    try:
+        chunk = os.read(run.reader.fileno(), 65536)
+    except OSError:
+        chunk = b""
+    if not chunk:
+        return False
+    run.buffer += chunk
+    *lines, run.buffer = run.buffer.split(b"\n")
+    for line in lines:
         try:
-            report, error, timed_out = _pump(proc, read_fd, start + timeout, on_event)
-        except BaseException:
-            _kill(proc)
-            raise
-        finally:
-            os.close(read_fd)
-        wall = time.monotonic() - start
-        log.seek(0)
-        tail = last_lines(log.read().decode("utf-8", "replace"))
+            event = json.loads(line)
+        except ValueError:
+            continue
+        kind = event.get("event")
+        if kind == "report":
+            run.got_report = True
+            run.job.report = SolutionReport.from_dict(event["report"])
+            run.job.compute_s = event.get("compute_s")
+            run.job.cpu_s = event.get("cpu_s")
+        elif kind == "error":
+            run.job.message = str(event.get("message", ""))
+        else:
+            if on_event is not None:
+                on_event(run.job, event)
+            if kind in ("start", "advance") and run.job.phase != event.get("phase"):
+                run.job.phase = str(event.get("phase", ""))
+                notify(run.job)
+    return True
 
-    if timed_out:
-        message = f"timed out after {timeout:g} s (raise --timeout)"
-        return RunResult("timeout", None, message, tail, wall)
-    if report is not None and proc.returncode == 0:
-        parsed = SolutionReport.from_dict(report["report"])
-        return RunResult("ok", parsed, "", tail, wall, report.get("compute_s"), report.get("cpu_s"))
-    if error is not None:
-        return RunResult("crash", None, error, tail, wall)
-    code = proc.returncode
-    if code is not None and code < 0:
-        what = f"killed by {signal.Signals(-code).name}"
+
+def _finish(run: _Running, why: str, verbose: bool) -> None:
+    job = run.job
+    run.process.join(timeout=10)
+    if run.process.exitcode is None:
+        _kill(run)
+    run.reader.close()
+    job.wall_s = time.monotonic() - job.started
+    if verbose:
+        _copy_log(run)
+    code = run.process.exitcode
+    if why:
+        job.status = "timeout" if why.startswith("timed out") else "crash"
+        job.message = why
+    elif run.got_report and code == 0:
+        job.status = "ok"
     else:
-        what = f"exited with code {code}"
-    return RunResult("crash", None, f"the solution process {what} before reporting", tail, wall)
+        job.status = "crash"
+        if not job.message:
+            if code is not None and code < 0:
+                job.message = f"killed by {signal.Signals(-code).name} before reporting"
+            else:
+                job.message = f"exited with code {code} before reporting"
+    holds = job.reference_holds if job.attempt is None else job.passed
+    if job.status == "ok" and not holds and job.report is not None:
+        failed = [c.name for c in job.report.checks if not c.passed]
+        if job.attempt is None:
+            failed += [f"about the seed: {c.name}" for c in job.report.seed_facts if not c.passed]
+        job.message = "failed: " + "; ".join(failed) if failed else "no checks"
+    job.state = "passed" if holds else "failed"
+    if job.state == "failed" or job.status != "ok":
+        try:
+            text = run.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        job.output_tail = last_lines(text)
 
 
-def _pump(
-    proc: subprocess.Popen[bytes],
-    fd: int,
-    deadline: float,
-    on_event: Callable[[Event], None] | None,
-) -> tuple[dict[str, Any] | None, str | None, bool]:
-    """Read events until the child closes the pipe or the deadline passes."""
-    report: dict[str, Any] | None = None
-    error: str | None = None
-    buffer = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                _kill(proc)
-                return report, error, True
-            if not sel.select(timeout=min(left, 0.5)):
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("event") == "report":
-                    report = event
-                elif event.get("event") == "error":
-                    error = event["message"]
-                elif on_event is not None:
-                    on_event(event)
+def _copy_log(run: _Running) -> None:
+    """Verbose: what the run wrote since the last copy, to the caller's stderr."""
     try:
-        proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        return report, error, True
-    return report, error, False
+        with open(run.log, "rb") as f:
+            f.seek(run.shown)
+            data = f.read()
+    except OSError:
+        return
+    if data:
+        run.shown += len(data)
+        sys.stderr.buffer.write(data)
+        sys.stderr.flush()
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def _kill(run: _Running) -> None:
+    pid = run.process.pid
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)  # the run leads its own group (setsid)
     except (ProcessLookupError, PermissionError):
         pass
-    proc.wait()
+    try:
+        run.process.kill()
+    except (OSError, ValueError):
+        pass
+    run.process.join(timeout=10)
+
+
+def _rss_mb(pid: int | None) -> float:
+    """The process's proportional resident memory (PSS), in MiB.
+
+    PSS, not RSS: a run shares TensorFlow's pages with the fork server (and with the other
+    runs), and RSS would count those in full for each of them.
+    """
+    if pid is None:
+        return 0.0
+    for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            with open(path, encoding="ascii") as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1]) / 1024
+        except (OSError, ValueError):
+            continue
+    return 0.0
 
 
 def last_lines(text: str, lines: int = 15) -> str:

@@ -1,310 +1,82 @@
-"""Smoke-run many reference solutions in parallel, each isolated in its own process.
+"""Smoke-running the bank's reference solutions: which ones, and what the run reports.
 
-TensorFlow's import (about 3 s here) is paid once: a ``multiprocessing`` fork server
-imports it (and tf_keras, numpy), and every solution runs in a fresh process forked from
-that server. Each one still gets a process of its own, in its own session: a solution
-that crashes, hangs, exits hard or eats memory is killed (its whole process group) and
-reported with the tail of its output, and the others run on.
+The runs themselves go through ``runner.run_jobs`` (the same fork server as ``aiprep run``).
+Here: the JSON and JUnit reports, the digest that ties a report to the code it ran, the
+recorded compute times (``solutions/timings.json``) that balance shards across machines,
+merging the shards' reports, and the solutions a change can affect (``--changed``).
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import json
-import multiprocessing
-import os
-import selectors
-import signal
-import tempfile
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+import statistics
+import subprocess
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from aiprep.report import SolutionReport
-from aiprep.runner import QUIET_ENV, last_lines
+from aiprep.runner import Job
 
-State = Literal["queued", "running", "passed", "failed"]
-PRELOAD = ["tensorflow", "tf_keras", "numpy", "aiprep._child", "aiprep.report"]
-
-
-@dataclass
-class Job:
-    """One solution's run: its state while it runs, its result once it ended."""
-
-    id: str
-    module: str
-    attempt: Path | None = None  # run the checks on this file instead of the reference
-    state: State = "queued"
-    phase: str = ""  # the last progress phase it reported
-    started: float = 0.0
-    wall_s: float = 0.0
-    compute_s: float | None = None
-    cpu_s: float | None = None
-    report: SolutionReport | None = None
-    message: str = ""  # why it failed, one line
-    output_tail: str = ""
-    peak_rss_mb: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.state == "passed"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "solution": self.module,
-            "state": self.state,
-            "wall_s": round(self.wall_s, 3),
-            "compute_s": None if self.compute_s is None else round(self.compute_s, 3),
-            "cpu_s": None if self.cpu_s is None else round(self.cpu_s, 3),
-            "peak_rss_mb": round(self.peak_rss_mb, 1),
-            "message": self.message,
-            "output_tail": self.output_tail if not self.passed else "",
-            "report": self.report.to_dict() if self.report else None,
-        }
-
-
-def _worker(root: str, module: str, attempt: str | None, events: Connection, log_path: str) -> None:
-    """In the forked process: own session, output to the log, then the usual child run."""
-    os.setsid()  # its own process group: a kill takes whatever it started too
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    from aiprep._child import run_check
-
-    run_check(Path(root), module, os.dup(events.fileno()), Path(attempt) if attempt else None)
-
-
-@dataclass
-class _Running:
-    job: Job
-    process: Any  # multiprocessing.Process of the forkserver context
-    reader: Connection
-    log: Path
-    buffer: bytes = b""
-    got_report: bool = False
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-
-def smoke(
-    root: Path,
-    jobs: Sequence[Job],
-    *,
-    workers: int,
-    timeout: float,
-    memory_mb: float,
-    on_change: Callable[[Job], None] | None = None,
-    preload: Sequence[str] = PRELOAD,
-) -> list[Job]:
-    """Run every job, ``workers`` at a time; returns them with their results.
-
-    A job fails when a check fails, when it raises, exits without a report, runs past
-    ``timeout`` seconds or holds more than ``memory_mb`` MiB resident. Ctrl-C kills every
-    running job and re-raises.
-    """
-    os.environ.update(QUIET_ENV)  # read by TensorFlow when the fork server imports it
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(preload))
-    _start_server(context)
-    queue = list(jobs)
-    running: dict[int, _Running] = {}
-    notify = on_change or (lambda job: None)
-    with (
-        tempfile.TemporaryDirectory(prefix="aiprep-smoke-") as tmp,
-        selectors.DefaultSelector() as sel,
-    ):
-        try:
-            while queue or running:
-                while queue and len(running) < workers:
-                    job = queue.pop(0)
-                    run = _start(context, root, job, Path(tmp))
-                    running[run.reader.fileno()] = run
-                    sel.register(run.reader.fileno(), selectors.EVENT_READ)
-                    notify(job)
-                for key, _ in sel.select(timeout=0.25):
-                    run = running[key.fd]
-                    if _read(run, notify):
-                        continue  # more to come
-                    sel.unregister(key.fd)
-                    del running[key.fd]
-                    _finish(run, "")
-                    notify(run.job)
-                now = time.monotonic()
-                for fd, run in list(running.items()):
-                    run.job.wall_s = now - run.job.started
-                    why = ""
-                    if not run.process.is_alive():  # ended: take what it sent, then finish
-                        while _read(run, notify):
-                            pass
-                        sel.unregister(fd)
-                        del running[fd]
-                        _finish(run, "")
-                        notify(run.job)
-                        continue
-                    if run.job.wall_s > timeout:
-                        why = f"timed out after {timeout:g} s (raise --timeout)"
-                    else:
-                        rss = _rss_mb(run.process.pid)
-                        run.job.peak_rss_mb = max(run.job.peak_rss_mb, rss)
-                        if rss > memory_mb:
-                            why = f"used {rss:.0f} MiB, more than --memory {memory_mb:g}"
-                    if why:
-                        _kill(run)
-                        sel.unregister(fd)
-                        del running[fd]
-                        _finish(run, why)
-                        notify(run.job)
-        except BaseException:
-            for run in running.values():
-                _kill(run)
-            raise
-    return list(jobs)
-
-
-def _noop() -> None:
-    """A first job for the fork server: it returns once the preloading is done."""
-
-
-def _start_server(context: Any) -> None:
-    """Start the fork server and wait until it has imported TensorFlow.
-
-    Its stderr goes to /dev/null: TensorFlow's import-time chatter (absl's pre-init
-    warnings ignore TF_CPP_MIN_LOG_LEVEL) would land on the terminal. Workers send
-    their own output to their logs. Waiting here keeps the import out of the first
-    solution's time (and its timeout).
-    """
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        warmup = context.Process(target=_noop, name="warm-up")
-        warmup.start()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    warmup.join()
-
-
-def _start(context: Any, root: Path, job: Job, tmp: Path) -> _Running:
-    reader, writer = context.Pipe(duplex=False)
-    fd, name = tempfile.mkstemp(dir=tmp, suffix=".log")  # ids may repeat (several attempts)
-    os.close(fd)
-    log = Path(name)
-    attempt = str(job.attempt) if job.attempt else None
-    process = context.Process(
-        target=_worker,
-        args=(str(root), job.module, attempt, writer, str(log)),
-        name=job.id,
-        daemon=False,
-    )
-    process.start()
-    job.state, job.started = "running", time.monotonic()
-    writer.close()
-    return _Running(job, process, reader, log)
-
-
-def _read(run: _Running, notify: Callable[[Job], None]) -> bool:
-    """Take in what the worker sent; False once it closed its end."""
-    try:
-        chunk = os.read(run.reader.fileno(), 65536)
-    except OSError:
-        chunk = b""
-    if not chunk:
-        return False
-    run.buffer += chunk
-    *lines, run.buffer = run.buffer.split(b"\n")
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        kind = event.get("event")
-        if kind == "report":
-            run.got_report = True
-            run.job.report = SolutionReport.from_dict(event["report"])
-            run.job.compute_s = event.get("compute_s")
-            run.job.cpu_s = event.get("cpu_s")
-        elif kind == "error":
-            run.job.message = str(event.get("message", ""))
-        elif kind in ("start", "advance") and run.job.phase != event.get("phase"):
-            run.job.phase = str(event.get("phase", ""))
-            notify(run.job)
-    return True
-
-
-def _finish(run: _Running, why: str) -> None:
-    job = run.job
-    run.process.join(timeout=10)
-    if run.process.exitcode is None:
-        _kill(run)
-    run.reader.close()
-    job.wall_s = time.monotonic() - job.started
-    code = run.process.exitcode
-    if why:
-        job.message = why
-    elif not run.got_report and not job.message:
-        if code is not None and code < 0:
-            job.message = f"killed by {signal.Signals(-code).name} before reporting"
-        else:
-            job.message = f"exited with code {code} before reporting"
-    elif job.report is not None and not (job.report.passed and job.report.seed_facts_hold):
-        failed = [c.name for c in job.report.checks if not c.passed]
-        failed += [f"about the seed: {c.name}" for c in job.report.seed_facts if not c.passed]
-        job.message = "failed: " + "; ".join(failed) if failed else "no checks"
-    ok = not why and job.report is not None and job.report.passed and job.report.seed_facts_hold
-    job.state = "passed" if ok else "failed"
-    if job.state == "failed":
-        try:
-            text = run.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            text = ""
-        job.output_tail = last_lines(text)
-
-
-def _kill(run: _Running) -> None:
-    pid = run.process.pid
-    try:
-        os.killpg(pid, signal.SIGKILL)  # the worker leads its own group (setsid)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        run.process.kill()
-    except (OSError, ValueError):
-        pass
-    run.process.join(timeout=10)
-
-
-def _rss_mb(pid: int | None) -> float:
-    """The process's proportional resident memory (PSS), in MiB.
-
-    PSS, not RSS: a worker shares TensorFlow's pages with the fork server (and with the
-    other workers), and RSS would count those in full for each of them.
-    """
-    if pid is None:
-        return 0.0
-    for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
-        try:
-            with open(path, encoding="ascii") as f:
-                for line in f:
-                    if line.startswith(key):
-                        return int(line.split()[1]) / 1024
-        except (OSError, ValueError):
-            continue
-    return 0.0
+FORMAT = "aiprep-smoke"
+TIMINGS = Path("solutions") / "timings.json"
 
 
 # -----------------------------------------------------------------------------
 # Reports
 
 
+def report(jobs: Sequence[Job], wall_s: float, workers: int, digest: str) -> dict[str, Any]:
+    """The JSON report of a smoke run (``--json``), which ``smoke-merge`` reads back."""
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "bank_digest": digest,
+        "wall_s": round(wall_s, 3),
+        "jobs": workers,
+        "solutions": [j.to_dict() for j in jobs],
+    }
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A smoke JSON report; ValueError with a one-line reason if it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read ({e})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an `aiprep smoke --json` report")
+    return data
+
+
+def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One report of several shards' reports: every solution once, wall time the longest
+    shard's (they ran side by side), the digest kept only if all shards ran the same code."""
+    seen: dict[str, dict[str, Any]] = {}
+    for data in reports:
+        for job in data["solutions"]:
+            if job["id"] in seen:
+                raise ValueError(f"{job['id']} is in two of the reports: shards overlap")
+            seen[job["id"]] = job
+    digests = {data.get("bank_digest") for data in reports}
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "bank_digest": digests.pop() if len(digests) == 1 else None,
+        "wall_s": max((data["wall_s"] for data in reports), default=0.0),
+        "jobs": sum(data["jobs"] for data in reports),
+        "solutions": [seen[i] for i in sorted(seen)],
+    }
+
+
 def junit_xml(jobs: Sequence[Job], wall_s: float) -> bytes:
     """JUnit XML (one testcase per solution) that CI systems show."""
     import xml.etree.ElementTree as ET
 
-    failures = sum(not j.passed for j in jobs)
+    failures = sum(j.state != "passed" for j in jobs)
     suite = ET.Element(
         "testsuite",
         name="aiprep smoke",
@@ -321,7 +93,7 @@ def junit_xml(jobs: Sequence[Job], wall_s: float) -> bytes:
             name=job.id,
             time=f"{job.wall_s:.3f}",
         )
-        if not job.passed:
+        if job.state != "passed":
             failure = ET.SubElement(case, "failure", message=job.message or job.state)
             failure.text = job.output_tail
         if job.report is not None:
@@ -340,3 +112,157 @@ def junit_xml(jobs: Sequence[Job], wall_s: float) -> bytes:
     ET.indent(suite)
     data: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
     return data + b"\n"
+
+
+def bank_digest(root: Path) -> str:
+    """A digest of everything a reference run depends on in the repository: the solutions
+    and the aiprep package. A report carries it, so a reader can tell it ran this code."""
+    import aiprep
+
+    h = hashlib.sha256()
+    package = Path(aiprep.__file__).parent
+    for base in (root / "solutions", package):
+        for path in sorted(base.rglob("*.py")):
+            h.update(str(path.relative_to(base)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+# -----------------------------------------------------------------------------
+# Timings and shards
+
+
+def read_timings(root: Path) -> dict[str, float]:
+    """Recorded compute seconds by solution module (``smoke --record-timings``)."""
+    try:
+        data = json.loads((root / TIMINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.get("compute_s", {}).items()}
+
+
+def timings_json(jobs: Iterable[Job], old: dict[str, float]) -> bytes:
+    """``solutions/timings.json``: the old times updated with these runs' compute times."""
+    times = dict(old)
+    times.update({j.module: round(j.compute_s, 1) for j in jobs if j.compute_s is not None})
+    data = {
+        "about": "compute seconds per solution, from `aiprep smoke --record-timings`; "
+        "used to balance `aiprep smoke --shard K/N`",
+        "compute_s": dict(sorted(times.items())),
+    }
+    return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def shard(modules: Sequence[str], timings: dict[str, float], k: int, n: int) -> list[str]:
+    """Shard ``k`` of ``n`` (1-based): a deterministic, duration-balanced part of ``modules``.
+
+    Longest first, each to the shard with the least recorded time so far (ties: the lower
+    shard); a solution with no recorded time counts as the median of the others.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"shard {k}/{n}: K must be between 1 and N")
+    return shards(modules, timings, n)[k - 1]
+
+
+def shards(modules: Sequence[str], timings: dict[str, float], n: int) -> list[list[str]]:
+    """All ``n`` shards of ``modules`` (see ``shard``)."""
+    known = [timings[m] for m in modules if m in timings]
+    default = statistics.median(known) if known else 1.0
+    cost = {m: timings.get(m, default) for m in modules}
+    loads: list[float] = [0.0] * n
+    parts: list[list[str]] = [[] for _ in range(n)]
+    for module in sorted(modules, key=lambda m: (-cost[m], m)):
+        i = min(range(n), key=lambda j: (loads[j], j))
+        parts[i].append(module)
+        loads[i] += cost[module]
+    return [sorted(p) for p in parts]
+
+
+# -----------------------------------------------------------------------------
+# What a change can affect
+
+
+def changed_files(root: Path, ref: str | None) -> set[Path]:
+    """Files changed since ``ref`` (default: the merge base with main), committed or not.
+
+    ValueError with git's reason when the ref is unknown or this is not a git checkout.
+    """
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ValueError(done.stderr.strip().splitlines()[-1] if done.stderr else "git failed")
+        return done.stdout
+
+    if ref is None:
+        base = next(
+            (b for b in ("main", "origin/main", "master") if _git_ok(root, "rev-parse", b)), None
+        )
+        if base is None:
+            raise ValueError("no branch main to compare with: give a ref, e.g. --changed HEAD~1")
+        ref = git("merge-base", base, "HEAD").strip()
+    top = Path(git("rev-parse", "--show-toplevel").strip())
+    names = git("diff", "--name-only", ref, "--").splitlines()
+    names += git("ls-files", "--others", "--exclude-standard").splitlines()
+    return {(top / n).resolve() for n in names if n}
+
+
+def _git_ok(root: Path, *args: str) -> bool:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    return done.returncode == 0
+
+
+def affected(root: Path, modules: Sequence[str], changed: set[Path]) -> list[str]:
+    """The solution modules whose file, or a solution or aiprep module they import (at any
+    depth), or the solution they declare ``BASED_ON``, is among ``changed``."""
+    import aiprep
+
+    package = Path(aiprep.__file__).parent.resolve()
+    solutions = (root / "solutions").resolve()
+
+    def file_of(name: str) -> Path | None:
+        parts = name.split(".")
+        if parts[0] == "solutions":
+            base = solutions.joinpath(*parts[1:])
+        elif parts[0] == "aiprep":
+            base = package.joinpath(*parts[1:])
+        else:
+            return None
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    deps: dict[Path, set[Path]] = {}
+
+    def imports(path: Path) -> set[Path]:
+        if path not in deps:
+            deps[path] = set()
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            names: list[str] = []
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names += [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names.append(node.module)
+                    names += [f"{node.module}.{a.name}" for a in node.names]
+                elif (
+                    isinstance(node, ast.Assign)
+                    and getattr(node.targets[0], "id", "") == "BASED_ON"
+                    and isinstance(node.value, ast.Constant)
+                    and isinstance(node.value.value, str)
+                ):
+                    names.append(f"solutions.{node.value.value}")
+            for name in names:
+                found = file_of(name)
+                if found is not None and found != path:
+                    deps[path].add(found)
+                    deps[path] |= imports(found)
+        return deps[path]
+
+    out = []
+    for module in modules:
+        path = file_of(f"solutions.{module}")
+        if path is not None and ({path} | imports(path)) & changed:
+            out.append(module)
+    return out
