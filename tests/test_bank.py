@@ -83,7 +83,10 @@ def test_all_problems_are_collected_not_just_the_first(good_bank: Path) -> None:
 
 def test_orphan_solution_is_reported(good_bank: Path) -> None:
     orphan = good_bank / "solutions" / "beta" / "orphan.py"
-    orphan.write_text("def check(impl):\n    pass\n")
+    orphan.write_text(
+        'ANSWER = ("f",)\n\n\ndef f():\n    pass\n\n\ndef check(impl):\n    pass\n\n\n'
+        "def make_data(seed=0):\n    pass\n"
+    )
     _, problems = check_bank(good_bank)
     assert [str(p).split(":", 1)[1] for p in problems if p.path == orphan] == [
         "1: no question names solution 'beta.orphan' — "
