@@ -142,9 +142,11 @@ def check(impl: object) -> SolutionReport:
     shape, k = data.x_train.shape[1:], data.num_classes
 
     # 1. The seed: the student trains (5 epochs), then the uncompiled teacher's fit raises.
+    # What it shows about the seed's code is a seed fact: outside the verdict, since a
+    # candidate's code cannot change it.
     error, seed_ns = run_original(data)
     report.metric("original raised", describe(error, "compile"))
-    report.check(
+    report.seed_fact(
         "original raises RuntimeError",
         raised(error, RuntimeError, "You must compile your model"),
         "==",
@@ -158,7 +160,7 @@ def check(impl: object) -> SolutionReport:
         model.build((None, int(np.prod(shape))))
     dtypes = [w.dtype.name for w in base.weights]  # kernels and BatchNorm statistics
     report.metric("original: quantized_model weight dtypes", ", ".join(sorted(set(dtypes))))
-    report.check(
+    report.seed_fact(
         "original: quantized_model weights not float32",
         sum(dtype != "float32" for dtype in dtypes),
         "==",
@@ -167,14 +169,14 @@ def check(impl: object) -> SolutionReport:
     )
     report.metric("original: quantized_model parameters", int(base.count_params()))
     report.metric("original: pruned_model parameters", int(pruned_seed.count_params()))
-    report.check(
+    report.seed_fact(
         "original: pruned_model / quantized_model parameters",
         pruned_seed.count_params() / base.count_params(),
         ">",
         1,
         "the 'pruned' model is a bigger architecture (512 wide instead of 128)",
     )
-    report.check(
+    report.seed_fact(
         "original: pruned_model kernel sparsity",
         kernel_sparsity(pruned_seed),
         "==",
@@ -232,7 +234,17 @@ def check(impl: object) -> SolutionReport:
     # so whatever the student agrees with the teacher on, it learned from the teacher.
     x_few, y_few = data.x_train[:STUDENT_IMAGES], data.y_train[:STUDENT_IMAGES]
     keras.utils.set_random_seed(SEED)
-    student = impl.distill(teacher, build_student(shape, k), x_few, y_few, alpha=0.0)  # type: ignore[attr-defined]
+    given = build_student(shape, k)  # 432 -> 32 -> 10, ~14k weights
+    student = impl.distill(teacher, given, x_few, y_few, alpha=0.0)  # type: ignore[attr-defined]
+    report.metric("distilled model parameters", int(student.count_params()))
+    report.check(
+        "fixed: distill returns the student (its parameter count)",
+        float(student.count_params() == given.count_params()),
+        "==",
+        1,
+        f"the {given.count_params()}-weight student is what gets scored below; the teacher "
+        f"({teacher.count_params()} weights) returned instead would agree with itself",
+    )
     student_test = student.predict(data.x_test, batch_size=1024, verbose=0).argmax(axis=-1)
     agreement = float(np.mean(student_test == teacher_test))
     report.metric(

@@ -141,7 +141,7 @@ def check(impl: object) -> SolutionReport:
     # 1. The seed's line, as written.
     error = run_original(model)
     report.metric("original raised", type(error).__name__ if error else "nothing")
-    report.check(
+    report.seed_fact(  # about the seed's line: outside the verdict
         "original raises TypeError",
         raised(error, TypeError, "num_bits"),
         "==",

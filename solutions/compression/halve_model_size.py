@@ -266,7 +266,8 @@ def check(impl: object) -> SolutionReport:
     scratch = build_student(shape, k)
     fit_on_labels(scratch, x_few, y_few, STUDENT_EPOCHS, "train student on labels")
     keras.utils.set_random_seed(SEED)
-    student = impl.distill(teacher, build_student(shape, k), x_few, y_few)  # type: ignore[attr-defined]
+    given = build_student(shape, k)
+    student = impl.distill(teacher, given, x_few, y_few)  # type: ignore[attr-defined]
 
     # Every size is gzipped TFLite bytes; every accuracy is a TFLite file's own, run by the
     # interpreter on the 3000 test images (what would ship, not the Keras object), the two
@@ -325,6 +326,14 @@ def check(impl: object) -> SolutionReport:
         "<=",
         0.01,
         "at most one point lost",
+    )
+    report.check(
+        "distill returns the student (its parameter count)",
+        float(student.count_params() == given.count_params()),
+        "==",
+        1,
+        f"the {given.count_params()}-weight student is what gets scored; the teacher "
+        f"({teacher.count_params()} weights) returned instead would beat the scratch student",
     )
     report.check(
         "distilled - scratch student accuracy",

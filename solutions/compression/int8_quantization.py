@@ -6,10 +6,12 @@ post-training int8 quantization calibrated on a few hundred representative image
 int8 input and output). The int8 file is >= 3.5x smaller, its accuracy is within one
 point of the float model, and its predictions agree with the float ones on >= 97% of the
 test images. Both are run with the TFLite interpreter, the int8 one fed inputs quantized
-with the input tensor's own scale and zero point. The scales actually written for each
-weight tensor, and the float/int8 latency ratios with and without XNNPACK on this
-machine's CPU (which the report names), are recorded, not assumed: whether int8 is
-faster depends on the kernels and the CPU.
+with the input tensor's own scale and zero point. The candidate's runner is compared value
+by value with this module's on an int8 and a float32 file made here: dequantized outputs
+within 2 output steps (arg-max alone would pass a runner that never dequantizes, since an
+affine map keeps the order). The scales actually written for each weight tensor, and the
+float/int8 latency ratios with and without XNNPACK on this machine's CPU (which the report
+names), are recorded, not assumed: whether int8 is faster depends on the kernels and the CPU.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ import tensorflow as tf
 import tf_keras as keras
 
 from aiprep import progress, synthetic
+from aiprep.compare import Comparison, compare
 from aiprep.report import SolutionReport, print_check_of
 
 SEED = 0
 CALIBRATION_IMAGES = 200  # representative samples; a few hundred is the usual advice
 LATENCY_BATCH = 256
 LATENCY_REPEATS = 10
+RUNNER_STEPS = 2  # tolerance of the runner check, in output quantization steps
+RUNNER_INT8 = "tflite_predict vs reference run: int8 file, dequantized outputs"
+RUNNER_FLOAT = "tflite_predict vs reference run: float32 file"
 
 
 # The functions a candidate writes; check(impl) calls only these on impl.
@@ -239,6 +245,50 @@ def median_latency_ms(
     return statistics.median(times)
 
 
+def runner_files(data: synthetic.Split) -> tuple[bytes, bytes]:
+    """A small untrained CNN as (float32, int8) TFLite files, to test a runner on.
+
+    Cheap (no training): the runner's job is to quantize inputs, invoke and dequantize,
+    whatever the weights. The output bias is +3, so the logits (about 2..4) sit away from
+    zero and the int8 output's zero point lands at -128: a runner that ignores it is off by
+    128 steps, not by a rounding.
+    """
+    keras.utils.set_random_seed(SEED)
+    model = keras.Sequential(
+        [
+            keras.layers.Input(data.x_train.shape[1:]),  # (B, 32, 32, 3)
+            keras.layers.Conv2D(8, 3, activation="relu"),  # (B, 30, 30, 8)
+            keras.layers.MaxPooling2D(),  # (B, 15, 15, 8)
+            keras.layers.Flatten(),  # (B, 1800)
+            keras.layers.Dense(data.num_classes, bias_initializer=keras.initializers.Constant(3.0)),
+        ]
+    )
+    return float_tflite(model), quantize_int8(model, data.x_train[:50])
+
+
+def reference_comparisons(impl: object) -> dict[str, Comparison]:
+    """``impl.tflite_predict`` vs this module's runner, on files made here from one model.
+
+    int8 file: both runners invoke the same integer kernels, so a correct runner differs only
+    where a rounding differs (measured: 1 step with TFLite's builtin kernels instead of
+    XNNPACK, or inputs rounded down instead of to nearest). An output step is the output
+    tensor's scale, the same at every magnitude: atol = RUNNER_STEPS * scale, no rtol.
+    float32 file: logits ~3, each a sum of 1800 products; other float kernels sum in another
+    order (measured: 1e-5 with TFLite's builtin kernels instead of XNNPACK, ~30 float32 ulps):
+    atol 1e-5 + rtol 1e-4.
+    """
+    data = make_data()
+    float_bytes, int8_bytes = runner_files(data)
+    scale = float(_interpreter(int8_bytes).get_output_details()[0]["quantization"][0])
+    x = data.x_test  # (500, 32, 32, 3)
+    int8_got = impl.tflite_predict(int8_bytes, x)  # type: ignore[attr-defined]
+    float_got = impl.tflite_predict(float_bytes, x)  # type: ignore[attr-defined]
+    return {
+        RUNNER_INT8: compare(int8_got, tflite_predict(int8_bytes, x), atol=RUNNER_STEPS * scale),
+        RUNNER_FLOAT: compare(float_got, tflite_predict(float_bytes, x), atol=1e-5, rtol=1e-4),
+    }
+
+
 def check(impl: object) -> SolutionReport:
     """Quantize a trained CNN with ``impl.quantize_int8``; compare size, accuracy, agreement."""
     report = SolutionReport(solution="compression.int8_quantization")
@@ -265,8 +315,8 @@ def check(impl: object) -> SolutionReport:
     float_acc = float((float_pred == data.y_test).mean())
     int8_acc = float((int8_pred == data.y_test).mean())
     agreement = float((float_pred == int8_pred).mean())
-    candidate_pred = impl.tflite_predict(int8_bytes, data.x_test).argmax(-1)  # type: ignore[attr-defined]
-    runner_agreement = float((candidate_pred == int8_pred).mean())
+    # The candidate's runner, on files of its own (see reference_comparisons).
+    runner = reference_comparisons(impl)
 
     # Latency, measured here and now: with TF's default XNNPACK delegate (fast float
     # kernels), and with TFLite's builtin kernels only (where int8 shows its own speed-up).
@@ -298,12 +348,30 @@ def check(impl: object) -> SolutionReport:
     report.check("accuracy drop float - int8", float_acc - int8_acc, "<=", 0.01)
     report.check("argmax agreement int8 vs float", agreement, ">=", 0.97)
     report.check("int8 input and output tensors", float(int8_io), "==", 1.0, "full-integer model")
+    for name, cmp in runner.items():
+        report.metric(f"{name}: max |diff|", cmp.max_abs_diff)
+    int8_cmp, float_cmp = runner[RUNNER_INT8], runner[RUNNER_FLOAT]
     report.check(
-        "tflite_predict agrees with reference interpreter run",
-        runner_agreement,
-        ">=",
-        0.99,
-        "inputs quantized with the input tensor's scale / zero point",
+        RUNNER_INT8,
+        int8_cmp.tolerance_used,
+        "<=",
+        1,
+        f"inputs quantized and outputs dequantized, real = scale * (q - zero_point), with the "
+        f"tensors' own parameters; a correct runner differs by a rounding (1 step with builtin "
+        f"kernels or inputs rounded down), so atol = {RUNNER_STEPS} output steps (scale), no "
+        "rtol (a step is the same at any magnitude); "
+        "raw int8 outputs land at ~4e3, outputs without the zero point (-128) at ~64; "
+        + int8_cmp.detail,
+    )
+    report.check(
+        RUNNER_FLOAT,
+        float_cmp.tolerance_used,
+        "<=",
+        1,
+        "a float32 file's input and output are used as they are (its quantization parameters "
+        "are 0: dequantizing anyway gives zeros, ~1e4 times the tolerance); logits ~3, sums "
+        "of 1800 products, builtin kernels instead of XNNPACK differ by 1e-5: atol 1e-5 + "
+        "rtol 1e-4; " + float_cmp.detail,
     )
     return report
 

@@ -399,7 +399,9 @@ def check(impl: object) -> SolutionReport:
         "~0.02 of it); an unmasked BiLSTM lands at ~1.6e3 (the control below); " + pad_cmp.detail,
     )
     for name, cmp in controls.items():
-        report.check(
+        # Outside the verdict: these run the reference's pieces, whatever impl is. They show,
+        # on every reference run, that the tolerance above is far from admitting the mistake.
+        report.seed_fact(
             name,
             cmp.tolerance_used,
             ">=",

@@ -162,14 +162,15 @@ def check(impl: object) -> SolutionReport:
     )
     report.metric("original error", describe(first, "ndim"))
     report.metric("with Conv1D, fit on transcripts", describe(second, "incompatible"))
-    report.check(
+    # Facts about the seed's code (outside the verdict: a candidate's code cannot change them).
+    report.seed_fact(
         "original raises ValueError",
         raised(first, ValueError, "ndim=3"),
         "==",
         1,
         "Conv2D expects (B, H, W, C); the spectrogram batch is (B, T, n_mels)",
     )
-    report.check(
+    report.seed_fact(
         "original with Conv1D raises ValueError on transcripts",
         raised(second, ValueError, "incompatible"),
         "==",
