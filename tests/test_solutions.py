@@ -6,9 +6,11 @@ The reference runs train TensorFlow models, so they are marked slow.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,11 +158,75 @@ def test_starter_keeps_signatures_and_drops_the_answer(question_id: str) -> None
 
 @pytest.mark.slow
 @pytest.mark.parametrize("question_id", RUNNABLE, ids=str)
-def test_starter_fails_the_checks(question_id: str, tmp_path: Path) -> None:
-    """A starter must fail: the same checks that pass the reference reject the stubs."""
+def test_starter_matches_the_signatures_and_stops_at_its_first_stub(
+    question_id: str, tmp_path: Path
+) -> None:
+    """The starter loads and has the answer's signatures (a mismatch is reported before
+    any stub runs), so a candidate starts from a file the checks accept; its first stub
+    then ends the run. What the checks do to wrong answers is tested below."""
     assert BANK is not None
     attempt = tmp_path / "starter.py"
     attempt.write_text(_starter(question_id), encoding="utf-8")
     result = run_solution(BANK.root, BANK.questions[question_id]["solution"], attempt=attempt)
     assert not result.passed
     assert result.status == "crash" and "NotImplementedError" in result.message, result.message
+
+
+# -----------------------------------------------------------------------------
+# Check coverage: tests/check_coverage.json is what `make check-coverage` measured (every
+# wrong-answer fixture and generated stub against every check). It is re-measured by
+# authors; here each solution's recorded generated stub is run again.
+
+COVERAGE_FILE = Path(__file__).parent / "check_coverage.json"
+COVERAGE = json.loads(COVERAGE_FILE.read_text(encoding="utf-8"))
+BY_SOLUTION = {s["solution"]: s for s in COVERAGE["solutions"]}
+def _failing_stub(solution: dict[str, Any]) -> str | None:
+    """The first generated stub (in run order) that failed some check."""
+    failing = {name for check in solution["checks"] for name in check["failed_by"]}
+    return next(
+        (n for n in solution["wrong_answers_run"] if n.startswith("mutant:") and n in failing),
+        None,
+    )
+
+
+STUBS = {
+    module: stub
+    for module, s in sorted(BY_SOLUTION.items())
+    if (stub := _failing_stub(s)) is not None
+}
+
+
+def test_every_check_is_seen_failing_or_is_a_guard() -> None:
+    """A check that a candidate's code cannot fail is not a check."""
+    assert BANK is not None
+    solutions = {rec["solution"] for rec in BANK.questions.values() if rec["solution"]}
+    assert set(BY_SOLUTION) == solutions, "run `make check-coverage` after adding a solution"
+    assert COVERAGE["totals"]["coverage"] >= 0.8
+    unproven = {
+        module: [c["name"] for c in s["checks"] if not c["failed_by"] and not c["guard"]]
+        for module, s in BY_SOLUTION.items()
+    }
+    assert not {m: names for m, names in unproven.items() if names}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", sorted(STUBS), ids=str)
+def test_a_generated_wrong_stub_runs_to_the_end_and_fails_by_value(
+    module: str, tmp_path: Path
+) -> None:
+    """A plausible wrong stub (a result zeroed or negated, a step skipped) is rejected by
+    value, not by a crash."""
+    assert BANK is not None
+    from aiprep.bank import solution_path
+    from aiprep.check_coverage import write_mutants
+
+    stub = next(
+        w
+        for w in write_mutants(module, solution_path(BANK.root, module), tmp_path)
+        if w.name == STUBS[module]
+    )
+    result = run_solution(BANK.root, module, attempt=stub.path, timeout=600)
+    assert result.status == "ok" and result.report is not None, result.message
+    failed = {c.name for c in result.report.checks if not c.passed}
+    recorded = {c["name"] for c in BY_SOLUTION[module]["checks"] if stub.name in c["failed_by"]}
+    assert failed and recorded <= failed, (stub.name, failed, recorded)
