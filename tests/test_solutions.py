@@ -180,6 +180,8 @@ def test_starter_matches_the_signatures_and_stops_at_its_first_stub(
 COVERAGE_FILE = Path(__file__).parent / "check_coverage.json"
 COVERAGE = json.loads(COVERAGE_FILE.read_text(encoding="utf-8"))
 BY_SOLUTION = {s["solution"]: s for s in COVERAGE["solutions"]}
+
+
 def _failing_stub(solution: dict[str, Any]) -> str | None:
     """The first generated stub (in run order) that failed some check."""
     failing = {name for check in solution["checks"] for name in check["failed_by"]}

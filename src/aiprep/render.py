@@ -182,7 +182,12 @@ def report_tables(report: SolutionReport) -> RenderableType:
             metrics.add_row(m.name, format_value(m.value), m.unit)
         parts += [metrics, Text()]
     if report.seed_facts:
-        parts += [_check_table("facts the reference shows: the seed, controls (not part of the verdict)", report.seed_facts)]
+        parts += [
+            _check_table(
+                "facts the reference shows: the seed, controls (not part of the verdict)",
+                report.seed_facts,
+            )
+        ]
         parts.append(Text())
     parts.append(_check_table("checks", report.checks))
     return Group(*parts)
