@@ -22,7 +22,7 @@ demo: install
 
 ## The whole test suite, reference solutions included, spread over the cores.
 test: install
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --durations=15
 
 ## Everything but the real training runs.
 test-fast: install

@@ -95,7 +95,7 @@ def test_a_broken_seed_fact_fails_the_reference_run_not_a_candidate(tmp_path: Pa
 
     run = CliRunner().invoke(cli, ["--bank", str(RUNNER_BANK), "run", "crash.seed_changed"])
     assert run.exit_code == 1, run.output
-    assert "facts the reference shows: the seed, controls (not part of the verdict)" in run.output
+    assert "reference facts: seed, controls (not in the verdict)" in run.output
     assert "1/1 checks passed" in run.output and "no longer holds" in run.output
     attempt = tmp_path / "attempt.py"
     attempt.write_text('def add(a, b):\n    """a + b."""\n    return a + b\n')

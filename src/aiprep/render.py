@@ -184,7 +184,7 @@ def report_tables(report: SolutionReport) -> RenderableType:
     if report.seed_facts:
         parts += [
             _check_table(
-                "facts the reference shows: the seed, controls (not part of the verdict)",
+                "reference facts: seed, controls (not in the verdict)",
                 report.seed_facts,
             )
         ]
