@@ -357,6 +357,7 @@ def verify(
                 console.print(f"recorded a good review; {question_id} is next due {card}")
         return result.passed
 
+    checked = _stamp(path)  # the version this verdict is for
     passed = once()
     if not watch:
         ctx.exit(0 if passed else 1)
@@ -365,7 +366,7 @@ def verify(
             console.print(
                 f"\nwatching {path}: save it to verify again, Ctrl-C to stop", style="dim"
             )
-            _wait_for_change(path)
+            checked = _wait_for_change(path, checked)
             console.rule(f"{path} changed", style="dim")
             passed = once()
     except KeyboardInterrupt:
@@ -381,9 +382,18 @@ def _record_good(question_id: str) -> str:
     return when(card.due)
 
 
-def _wait_for_change(path: Path) -> None:
-    """Block until ``path`` is saved (file-system events; editors that write a new file
-    and rename it over the old one count too, so the folder is watched)."""
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # mid-save by an editor that replaces the file
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _wait_for_change(path: Path, checked: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    """Block until ``path`` differs from the version ``checked`` (file-system events;
+    editors that write a new file and rename it over the old one count too, so the folder
+    is watched). A save made while the last verdict ran counts: it returns at once."""
     from watchfiles import watch
 
     target = path.resolve()
@@ -392,11 +402,13 @@ def _wait_for_change(path: Path) -> None:
         watch_filter=lambda _change, changed: Path(changed).resolve() == target,
         debounce=200,  # ms: one verdict for an editor's burst of writes
         step=25,
-        rust_timeout=0,
-        yield_on_timeout=False,
+        rust_timeout=1000,  # also look at the file once a second: no event is ever lost
+        yield_on_timeout=True,
     ):
-        if target.is_file():
-            return
+        now = _stamp(target)
+        if now is not None and now != checked:
+            return now
+    raise KeyboardInterrupt  # the watch ended without a change: only on a signal
 
 
 def _require_terminal(command: str) -> None:
