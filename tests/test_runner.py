@@ -29,6 +29,19 @@ def test_attempt_is_checked_by_the_solution_checks(tmp_path: Path) -> None:
     assert not run_solution(RUNNER_BANK, "crash.wrong_answer").passed
 
 
+def test_a_run_stops_at_the_first_failure_of_a_stop_at_check() -> None:
+    # crash.wrong_answer's add subtracts: "2 + 2 == 4" fails, then "0 + 0 == 0" passes.
+    stopped = run_solution(RUNNER_BANK, "crash.wrong_answer", stop_at=frozenset({"2 + 2 == 4"}))
+    assert stopped.status == "stopped" and not stopped.passed
+    assert stopped.report is not None
+    assert [(c.name, c.passed) for c in stopped.report.checks] == [("2 + 2 == 4", False)]
+    assert stopped.message == "stopped: 2 + 2 == 4 failed"
+    # A stop_at check that passes, or a failure of another check, does not end the run.
+    whole = run_solution(RUNNER_BANK, "crash.wrong_answer", stop_at=frozenset({"0 + 0 == 0"}))
+    assert whole.status == "ok" and whole.report is not None
+    assert [c.name for c in whole.report.checks] == ["2 + 2 == 4", "0 + 0 == 0"]
+
+
 def test_attempt_import_error_points_at_the_attempt(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("import numpy\n\ndef add(a, b):\n    return a +\n")

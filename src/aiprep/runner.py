@@ -29,10 +29,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
-from aiprep.report import SolutionReport
+from aiprep.report import Check, SolutionReport
 
 Event = dict[str, Any]
-Status = Literal["ok", "timeout", "crash"]
+Status = Literal["ok", "stopped", "timeout", "crash"]
 State = Literal["queued", "running", "passed", "failed"]
 
 # Imported once by the fork server; the first one silences the server's own stderr
@@ -56,8 +56,13 @@ class Job:
     id: str
     module: str
     attempt: Path | None = None  # a candidate's file; None: the reference itself
+    # End the run as soon as one of these checks fails (a wrong answer's test needs only
+    # the check that must catch it); the report then holds the checks made so far.
+    stop_at: frozenset[str] = frozenset()
     state: State = "queued"
-    status: Status | None = None  # once it ended: ok (a report came back), timeout, crash
+    # Once it ended: ok (a report came back), stopped (at a failed ``stop_at`` check),
+    # timeout, crash.
+    status: Status | None = None
     phase: str = ""  # the last progress phase it reported
     started: float = 0.0
     wall_s: float = 0.0
@@ -194,6 +199,8 @@ class _Running:
     got_report: bool = False
     shown: int = 0  # bytes of the log copied to stderr (verbose)
     events: list[Event] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)  # as they were made (for stop_at)
+    stopped_at: str = ""  # the stop_at check that failed
 
 
 def run_jobs(
@@ -283,13 +290,15 @@ def run_solution(
     memory_mb: float = DEFAULT_MEMORY_MB,
     verbose: bool = False,
     on_event: Callable[[Event], None] | None = None,
+    stop_at: frozenset[str] = frozenset(),
 ) -> RunResult:
     """Run ``solutions.<module>.check`` on the reference (or on ``attempt``, a .py file).
 
-    ``on_event`` receives each progress event as it arrives. Ctrl-C kills the run and
-    re-raises KeyboardInterrupt.
+    ``on_event`` receives each progress event as it arrives. With ``stop_at``, the run
+    ends as soon as one of those checks fails (status ``stopped``). Ctrl-C kills the run
+    and re-raises KeyboardInterrupt.
     """
-    job = Job(module, module, attempt=attempt)
+    job = Job(module, module, attempt=attempt, stop_at=stop_at)
     forward = None if on_event is None else (lambda _job, event: on_event(event))
     run_jobs(
         root,
@@ -350,6 +359,12 @@ def _read(
             run.job.cpu_s = event.get("cpu_s")
         elif kind == "error":
             run.job.message = str(event.get("message", ""))
+        elif kind == "check":
+            found = Check(**{k: v for k, v in event.items() if k != "event"})
+            run.checks.append(found)
+            if found.name in run.job.stop_at and not found.passed:
+                run.stopped_at = found.name
+                return False  # decided: the caller ends the run here
         else:
             if on_event is not None:
                 on_event(run.job, event)
@@ -361,6 +376,8 @@ def _read(
 
 def _finish(run: _Running, why: str, verbose: bool) -> None:
     job = run.job
+    if run.stopped_at:
+        _kill(run)  # what it would still compute cannot change the verdict
     run.process.join(timeout=10)
     if run.process.exitcode is None:
         _kill(run)
@@ -369,7 +386,11 @@ def _finish(run: _Running, why: str, verbose: bool) -> None:
     if verbose:
         _copy_log(run)
     code = run.process.exitcode
-    if why:
+    if run.stopped_at and not run.got_report:
+        job.status = "stopped"
+        job.report = SolutionReport(job.module, checks=run.checks)
+        job.message = f"stopped: {run.stopped_at} failed"
+    elif why:
         job.status = "timeout" if why.startswith("timed out") else "crash"
         job.message = why
     elif run.got_report and code == 0:
