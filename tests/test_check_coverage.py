@@ -16,7 +16,7 @@ SOLUTION = '''"""The mean of samples, with ANSWER and a guard for check-coverage
 
 import math
 
-from aiprep.report import SolutionReport
+from aiprep.kit.report import SolutionReport
 
 ANSWER = ("estimate_mean",)
 

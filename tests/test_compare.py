@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from aiprep.compare import compare
+from aiprep.kit.compare import compare
 
 
 def test_equal_arrays_pass_with_their_size() -> None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiprep.report import SolutionReport
+from aiprep.kit.report import SolutionReport
 from aiprep.runner import run_solution
 from conftest import GOOD_BANK, RUNNER_BANK
 

@@ -190,11 +190,11 @@ def test_changed_runs_only_what_a_change_can_reach(tmp_path: Path) -> None:
 
 
 def test_an_aiprep_module_change_reaches_every_solution_importing_it() -> None:
-    import aiprep.report
+    import aiprep.kit.report
     from aiprep.smoke import affected
 
-    report_py = Path(aiprep.report.__file__).resolve()
+    report_py = Path(aiprep.kit.report.__file__).resolve()
     modules = ["crash.passes", "crash.hang", "crash.wrong_answer"]
-    # passes and wrong_answer import aiprep.report; hang imports nothing of ours
+    # passes and wrong_answer import aiprep.kit.report; hang imports nothing of ours
     assert affected(RUNNER_BANK, modules, {report_py}) == ["crash.passes", "crash.wrong_answer"]
     assert affected(RUNNER_BANK, modules, set()) == []

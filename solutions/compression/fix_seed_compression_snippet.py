@@ -22,9 +22,9 @@ import types
 import numpy as np
 import tf_keras as keras
 
-from aiprep.metrics import accuracy
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import describe, raised
+from aiprep.kit.metrics import accuracy
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import describe, raised
 from solutions.compression.halve_model_size import (  # noqa: F401  (the ANSWER functions)
     STUDENT_IMAGES,
     TARGET_SPARSITY,

@@ -25,9 +25,9 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from aiprep import progress
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import raised
+from aiprep.kit import events
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import raised
 from solutions.compression.halve_model_size import (
     build_teacher,
     fit_on_labels,
@@ -150,11 +150,11 @@ def check(impl: object) -> SolutionReport:
     )
 
     # 2. The fix: float32 TFLite file vs impl's quantized one, both run by the interpreter.
-    progress.start("convert to TFLite", 2)
+    events.start("convert to TFLite", 2)
     original = float_tflite(model)
-    progress.advance("convert to TFLite", 1)
+    events.advance("convert to TFLite", 1)
     quantized = bytes(impl.quantize(model))  # type: ignore[attr-defined]
-    progress.advance("convert to TFLite", 2)
+    events.advance("convert to TFLite", 2)
     acc_float = tflite_accuracy(original, data.x_test, data.y_test)
     acc_quant = tflite_accuracy(quantized, data.x_test, data.y_test)
     report.metric("float32 TFLite size", len(original) / 1024, "KB")

@@ -27,8 +27,8 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.report import SolutionReport, print_check_of
+from aiprep.kit import events, synthetic
+from aiprep.kit.report import SolutionReport, print_check_of
 from solutions.compression.int8_quantization import scales_per_tensor
 
 SEED = 0
@@ -86,7 +86,7 @@ def prune(model: keras.Model, x: np.ndarray, y: np.ndarray, target_sparsity: flo
         # UpdatePruningStep advances the schedule; fit() refuses to run without it.
         callbacks=[
             tfmot.sparsity.keras.UpdatePruningStep(),
-            progress.keras_callback("prune while fine-tuning"),
+            events.keras_callback("prune while fine-tuning"),
         ],
     )
     # Remove the wrappers (masks, step counters): the zeros stay in the plain kernels.
@@ -142,11 +142,11 @@ def distill(
         return loss
 
     steps_per_epoch = int(dataset.cardinality())
-    progress.start("distill student", epochs * steps_per_epoch)
+    events.start("distill student", epochs * steps_per_epoch)
     for epoch in range(epochs):
         for xb, yb, tb in dataset:
             loss = step(xb, yb, tb)
-        progress.advance("distill student", (epoch + 1) * steps_per_epoch, loss=float(loss))
+        events.advance("distill student", (epoch + 1) * steps_per_epoch, loss=float(loss))
     return student
 
 
@@ -202,7 +202,7 @@ def fit_on_labels(
         batch_size=BATCH_SIZE,
         epochs=epochs,
         verbose=0,
-        callbacks=[progress.keras_callback(phase)],
+        callbacks=[events.keras_callback(phase)],
     )
 
 
@@ -252,11 +252,11 @@ def check(impl: object) -> SolutionReport:
     # 1. Pruning, 2. quantization of the pruned model: the deliverable.
     keras.utils.set_random_seed(SEED)
     pruned = impl.prune(teacher, data.x_train, data.y_train, TARGET_SPARSITY)  # type: ignore[attr-defined]
-    progress.start("convert to TFLite", 2)
+    events.start("convert to TFLite", 2)
     pruned_float = float_tflite(pruned)
-    progress.advance("convert to TFLite", 1)
+    events.advance("convert to TFLite", 1)
     final = bytes(impl.quantize(pruned))  # type: ignore[attr-defined]
-    progress.advance("convert to TFLite", 2)
+    events.advance("convert to TFLite", 2)
 
     # 3. Distillation: the same student architecture, soft targets vs hard labels.
     # Both students see the same 300 training images: one their labels, the other the

@@ -29,9 +29,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.compare import Comparison, compare
-from aiprep.report import SolutionReport, print_check_of
+from aiprep.kit import events, synthetic
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.report import SolutionReport, print_check_of
 
 SEED = 0
 CALIBRATION_IMAGES = 200  # representative samples; a few hundred is the usual advice
@@ -172,7 +172,7 @@ def train_float_model(data: synthetic.Split, seed: int = SEED) -> keras.Model:
         epochs=5,
         batch_size=64,
         verbose=0,
-        callbacks=[progress.keras_callback("train float CNN")],
+        callbacks=[events.keras_callback("train float CNN")],
     )
     return model
 
@@ -295,12 +295,12 @@ def check(impl: object) -> SolutionReport:
     data = make_data()
     model = train_float_model(data)
 
-    progress.start("convert to TFLite", 2)
+    events.start("convert to TFLite", 2)
     float_bytes = float_tflite(model)
-    progress.advance("convert to TFLite", 1)
+    events.advance("convert to TFLite", 1)
     calibration = data.x_train[:CALIBRATION_IMAGES]  # (200, 32, 32, 3)
     int8_bytes = bytes(impl.quantize_int8(model, calibration))  # type: ignore[attr-defined]
-    progress.advance("convert to TFLite", 2)
+    events.advance("convert to TFLite", 2)
 
     # Is it really full-integer? Input and output tensors int8, as an int8-only device needs.
     probe = _interpreter(int8_bytes)

@@ -28,9 +28,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.compare import Comparison, compare
-from aiprep.report import SolutionReport, print_check_of
+from aiprep.kit import events, synthetic
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.report import SolutionReport, print_check_of
 
 SEED = 0
 DEVICES = ["/cpu:0", "/cpu:1"]
@@ -126,11 +126,11 @@ def train(
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
 
     phase = f"train on {num_replicas} replica{'s' if num_replicas > 1 else ''}"
-    progress.start(phase, steps)
+    events.start(phase, steps)
     losses = []
     for step, batch in zip(range(steps), dist_dataset, strict=False):
         losses.append(float(distributed_step(batch)))
-        progress.advance(phase, step + 1, loss=losses[-1])
+        events.advance(phase, step + 1, loss=losses[-1])
     return model.get_weights(), losses
 
 

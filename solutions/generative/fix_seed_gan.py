@@ -27,10 +27,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.compare import Comparison, compare
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import raised
+from aiprep.kit import events, synthetic
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import raised
 
 SEED = 0
 LATENT_DIM = 100  # as in the seed
@@ -381,20 +381,20 @@ def check(impl: object) -> SolutionReport:
         return loss
 
     real_acc0, fake_acc0 = d_accuracy(discriminator, data.x_test, generator(z_eval).numpy())
-    progress.start("train discriminator", D_STEPS)
+    events.start("train discriminator", D_STEPS)
     for step in range(D_STEPS):
         loss = d_step()
         if (step + 1) % 5 == 0:
-            progress.advance("train discriminator", step + 1, d_loss=float(loss))
+            events.advance("train discriminator", step + 1, d_loss=float(loss))
     d_final_loss = float(loss)
     fake_eval = generator(z_eval).numpy()  # (256, 28, 28, 1), G as it was during the D steps
     real_acc1, fake_acc1 = d_accuracy(discriminator, data.x_test, fake_eval)
     copy_loss = loss_on_plain_copies(impl, discriminator, data.x_test, fake_eval)
-    progress.start("train generator", G_STEPS)
+    events.start("train generator", G_STEPS)
     for step in range(G_STEPS):
         loss = g_step()
         if (step + 1) % 5 == 0:
-            progress.advance("train generator", step + 1, g_loss=float(loss))
+            events.advance("train generator", step + 1, g_loss=float(loss))
     _, fake_acc2 = d_accuracy(discriminator, data.x_test, generator(z_eval).numpy())
 
     report.metric("D accuracy before training (real, fake)", f"{real_acc0:.3f}, {fake_acc0:.3f}")

@@ -20,9 +20,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.synthetic.points import nearest_mode, ring_centers, ring_of_gaussians
+from aiprep.kit import events
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.synthetic.points import nearest_mode, ring_centers, ring_of_gaussians
 
 SEED = 0
 LATENT_DIM = 16
@@ -140,13 +140,13 @@ def train(
         return d_loss, g_loss
 
     history: dict[str, list[float]] = {"d_loss": [], "g_loss": []}
-    progress.start("train GAN", steps)
+    events.start("train GAN", steps)
     for step in range(steps):
         d_loss, g_loss = train_step()
         history["d_loss"].append(float(d_loss))
         history["g_loss"].append(float(g_loss))
         if (step + 1) % 100 == 0:
-            progress.advance("train GAN", step + 1, d_loss=float(d_loss), g_loss=float(g_loss))
+            events.advance("train GAN", step + 1, d_loss=float(d_loss), g_loss=float(g_loss))
     return history
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.synthetic.text import SPECIAL_TOKENS, encode_words, topic_sentences, word_vocab
+from aiprep.kit import events, synthetic
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.synthetic.text import SPECIAL_TOKENS, encode_words, topic_sentences, word_vocab
 from solutions.nlp.transformer_attention_classifier import position_tables, report_position_table
 
 SEED = 0
@@ -170,14 +170,14 @@ def train(
 
     order = synthetic.rng(SEED)
     steps = -(-len(ids) // batch_size)
-    progress.start("MLM pretraining", epochs * steps)
+    events.start("MLM pretraining", epochs * steps)
     history = []
     for epoch in range(epochs):
         inputs, labels = mask_tokens(ids, MASK_ID, vocab_size, NUM_SPECIAL, seed=SEED + epoch)
         perm = order.permutation(len(ids))
         losses = [float(step(inputs[b], labels[b])) for b in np.array_split(perm, steps)]
         history.append(float(np.mean(losses)))
-        progress.advance("MLM pretraining", (epoch + 1) * steps, loss=history[-1], epoch=epoch + 1)
+        events.advance("MLM pretraining", (epoch + 1) * steps, loss=history[-1], epoch=epoch + 1)
     return history
 
 

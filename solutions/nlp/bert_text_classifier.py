@@ -24,10 +24,10 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from tokenizers.trainers import WordPieceTrainer
 from transformers import BertConfig, BertTokenizerFast, TFBertForSequenceClassification
 
-from aiprep import progress, synthetic
-from aiprep.compare import Comparison, compare
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.synthetic.text import SPECIAL_TOKENS, encode_words, negation_sentences, word_vocab
+from aiprep.kit import events, synthetic
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.synthetic.text import SPECIAL_TOKENS, encode_words, negation_sentences, word_vocab
 
 SEED = 0
 VOCAB_SIZE = 200  # WordPiece target size; the corpus has 52 distinct words, so each stays whole
@@ -138,7 +138,7 @@ def train(
 
     order = synthetic.rng(SEED)
     steps = -(-len(y) // batch_size)
-    progress.start("fine-tune BERT", epochs * steps)
+    events.start("fine-tune BERT", epochs * steps)
     history = []
     for epoch in range(epochs):
         perm = order.permutation(len(y))  # reshuffle every epoch
@@ -147,7 +147,7 @@ def train(
             for b in np.array_split(perm, steps)  # (B,) indices of one batch
         ]
         history.append(float(np.mean(losses)))
-        progress.advance("fine-tune BERT", (epoch + 1) * steps, loss=history[-1], epoch=epoch + 1)
+        events.advance("fine-tune BERT", (epoch + 1) * steps, loss=history[-1], epoch=epoch + 1)
     return history
 
 
@@ -198,7 +198,7 @@ def bag_of_words_accuracy(data: synthetic.Split) -> float:
         epochs=30,
         batch_size=256,
         verbose=0,
-        callbacks=[progress.keras_callback("bag-of-words baseline")],
+        callbacks=[events.keras_callback("bag-of-words baseline")],
     )
     pred = mlp.predict(counts(data.x_test), batch_size=512, verbose=0).argmax(-1)
     return float((pred == data.y_test).mean())

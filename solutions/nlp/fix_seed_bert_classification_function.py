@@ -24,11 +24,11 @@ import tensorflow as tf
 import tf_keras as keras
 from transformers import BertConfig, BertTokenizerFast, TFBertModel
 
-from aiprep import progress
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import describe, raised
-from aiprep.synthetic import Split
-from aiprep.synthetic.text import negation_sentences
+from aiprep.kit import events
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.synthetic import Split
+from aiprep.kit.synthetic.text import negation_sentences
 from solutions.nlp.bert_text_classifier import (
     VOCAB_SIZE,
     report_encoder_changed,
@@ -121,7 +121,7 @@ def bert_text_classification(
         batch_size=batch_size,
         epochs=epochs,
         verbose=0,
-        callbacks=[progress.keras_callback("fine-tune BERT classifier")],
+        callbacks=[events.keras_callback("fine-tune BERT classifier")],
     )
     # Fix: predict texts held out from training; accuracy on the training texts says
     # nothing about generalisation (the seed fit and predicted the same `inputs`).

@@ -33,11 +33,11 @@ from tensorflow.python.autograph.core import ag_ctx
 from transformers import TFBertModel
 from transformers.models.bert.modeling_tf_bert import TFBertMainLayer
 
-from aiprep import progress, synthetic
-from aiprep.metrics import accuracy
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import describe, raised
-from aiprep.synthetic.text import negation_sentences
+from aiprep.kit import events, synthetic
+from aiprep.kit.metrics import accuracy
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.synthetic.text import negation_sentences
 from solutions.nlp.bert_text_classifier import (
     MAX_LEN,
     VOCAB_SIZE,
@@ -194,7 +194,7 @@ def train(model: keras.Model, x: list[np.ndarray], y: np.ndarray) -> list[float]
     step = tf.function(model.train_step, autograph=False, reduce_retracing=True)
     order = synthetic.rng(SEED)
     steps = len(y) // BATCH_SIZE
-    progress.start("fine-tune BERT classifier", EPOCHS * steps)
+    events.start("fine-tune BERT classifier", EPOCHS * steps)
     history = []
     with no_autograph():
         for epoch in range(EPOCHS):
@@ -202,7 +202,7 @@ def train(model: keras.Model, x: list[np.ndarray], y: np.ndarray) -> list[float]
             for b in np.array_split(order.permutation(len(y)), steps):  # (B,) indices
                 logs = step(([x[0][b], x[1][b]], y[b]))
             history.append(float(logs["loss"]))
-            progress.advance(
+            events.advance(
                 "fine-tune BERT classifier", (epoch + 1) * steps, loss=history[-1], epoch=epoch + 1
             )
     return history

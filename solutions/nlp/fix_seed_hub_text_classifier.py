@@ -22,11 +22,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import describe, raised
-from aiprep.synthetic import Split
-from aiprep.synthetic.text import negation_sentences
+from aiprep.kit import events
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.synthetic import Split
+from aiprep.kit.synthetic.text import negation_sentences
 from solutions.nlp.bert_text_classifier import (  # noqa: F401  (train_tokenizer: part of the answer)
     bag_of_words_accuracy,
     build_model,
@@ -218,7 +218,7 @@ def check(impl: object) -> SolutionReport:
         epochs=EPOCHS,
         batch_size=BATCH_SIZE,
         verbose=0,
-        callbacks=[progress.keras_callback("fine-tune encoder + head")],
+        callbacks=[events.keras_callback("fine-tune encoder + head")],
     )
     logits = model.predict(enc_test, batch_size=256, verbose=0)  # (N, num_labels)
     test_acc = float((np.argmax(logits, -1) == data.y_test).mean())

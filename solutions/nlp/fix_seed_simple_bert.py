@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import raised
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import raised
 from solutions.nlp.bert_mlm_pretraining import (
     IGNORE,
     NUM_SPECIAL,

@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import describe, raised
+from aiprep.kit import events
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import describe, raised
 from solutions.nlp.transformer_attention_classifier import (
     MAX_LEN,
     PAD_ID,
@@ -308,7 +308,7 @@ def check(impl: object) -> SolutionReport:
         epochs=EPOCHS,
         batch_size=BATCH_SIZE,
         verbose=0,
-        callbacks=[progress.keras_callback("train fixed Transformer")],
+        callbacks=[events.keras_callback("train fixed Transformer")],
     )
     prob = np.asarray(model.predict(data.x_test, batch_size=256, verbose=0)).reshape(-1)  # (N,)
     test_acc = float(((prob > 0.5) == data.y_test).mean())

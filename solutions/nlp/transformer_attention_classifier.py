@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.compare import Comparison, compare
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.synthetic.text import SPECIAL_TOKENS, encode_words, negation_sentences, word_vocab
+from aiprep.kit import events, synthetic
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.synthetic.text import SPECIAL_TOKENS, encode_words, negation_sentences, word_vocab
 
 SEED = 0
 MAX_LEN = 16  # [CLS] + up to 13 words + [SEP], padded
@@ -348,7 +348,7 @@ def check(impl: object) -> SolutionReport:
         model,
         data.x_train,
         data.y_train,
-        callbacks=[progress.keras_callback("train Transformer classifier")],
+        callbacks=[events.keras_callback("train Transformer classifier")],
     )
     train_s = time.perf_counter() - t0
     logits = np.asarray(model.predict(data.x_test, batch_size=256, verbose=0))  # (N, 2)

@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.compare import Comparison, compare
-from aiprep.report import SolutionReport, print_check_of
+from aiprep.kit import events, synthetic
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.report import SolutionReport, print_check_of
 
 SEED = 0
 MAX_STEPS = 100  # episode length cap (truncation, not failure)
@@ -217,7 +217,7 @@ def train_dqn(
         return loss
 
     phase = "train DQN"
-    progress.start(phase, total_steps)
+    events.start(phase, total_steps)
     history: dict[str, list[float]] = {"episode_lengths": [], "losses": []}
     obs = env.reset()
     for step in range(total_steps):
@@ -245,9 +245,7 @@ def train_dqn(
             target_net.set_weights(q_net.get_weights())  # hard update of the target net
         if (step + 1) % 100 == 0:
             recent = history["episode_lengths"][-5:] or [0]
-            progress.advance(
-                phase, step + 1, epsilon=epsilon, episode_length=float(np.mean(recent))
-            )
+            events.advance(phase, step + 1, epsilon=epsilon, episode_length=float(np.mean(recent)))
     return history
 
 

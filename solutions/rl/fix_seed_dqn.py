@@ -26,9 +26,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep.compare import Comparison, compare
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import raised
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import raised
 from solutions.rl.dqn_lane_keeping import (  # noqa: F401  (td_targets: part of the answer)
     LaneKeepingEnv,
     build_q_network,

@@ -27,10 +27,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress
-from aiprep.compare import Comparison, compare
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.synthetic.sequences import Utterances, UtteranceSplit, utterance_split
+from aiprep.kit import events
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.synthetic.sequences import Utterances, UtteranceSplit, utterance_split
 
 SEED = 0
 EPOCHS = 3
@@ -150,7 +150,7 @@ def train(
 
     n = len(data)
     order_rng = np.random.default_rng(SEED)
-    progress.start("train CTC model", epochs, unit="epoch")
+    events.start("train CTC model", epochs, unit="epoch")
     history = []
     for epoch in range(epochs):
         order = order_rng.permutation(n)
@@ -168,7 +168,7 @@ def train(
                 )
             )
         history.append(float(np.mean(losses)))
-        progress.advance("train CTC model", epoch + 1, loss=history[-1])
+        events.advance("train CTC model", epoch + 1, loss=history[-1])
     return history
 
 
@@ -180,7 +180,7 @@ def make_data(seed: int = SEED) -> UtteranceSplit:
     """1500 train / 300 test utterances of 3-8 characters over "abcdefghijkl".
 
     Features (N, T_max, 16) float32 (T between about 11 and 61 frames), labels (N, 8) int32
-    padded with -1; see ``aiprep.synthetic.sequences``.
+    padded with -1; see ``aiprep.kit.synthetic.sequences``.
     """
     return utterance_split(n_train=1500, n_test=300, seed=seed)
 

@@ -22,10 +22,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep.compare import Comparison
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import describe, raised
-from aiprep.synthetic.sequences import Utterances
+from aiprep.kit.compare import Comparison
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.synthetic.sequences import Utterances
 from solutions.speech.ctc_speech_recognition import (
     TIME_STRIDE,
     character_error_rate,

@@ -24,9 +24,9 @@ import time
 import numpy as np
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.metrics import accuracy
-from aiprep.report import SolutionReport, print_check_of
+from aiprep.kit import events, synthetic
+from aiprep.kit.metrics import accuracy
+from aiprep.kit.report import SolutionReport, print_check_of
 
 SEED = 0
 EPOCHS = 5
@@ -168,7 +168,7 @@ def check(impl: object) -> SolutionReport:
     model = impl.build_model(input_shape, data.num_classes)  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     impl.train(  # type: ignore[attr-defined]
-        model, data.x_train, data.y_train, callbacks=[progress.keras_callback("train CNN")]
+        model, data.x_train, data.y_train, callbacks=[events.keras_callback("train CNN")]
     )
     train_s = time.perf_counter() - t0
     test_acc = accuracy(model, data.x_test, data.y_test)
@@ -183,7 +183,7 @@ def check(impl: object) -> SolutionReport:
         control,
         data.x_train,
         synthetic.shuffled_labels(data.y_train, seed=SEED + 1),
-        callbacks=[progress.keras_callback("train CNN on shuffled labels")],
+        callbacks=[events.keras_callback("train CNN on shuffled labels")],
     )
     shuffled_acc = accuracy(control, data.x_test, data.y_test)
 

@@ -18,10 +18,10 @@ import time
 import numpy as np
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.metrics import accuracy
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.synthetic.digits import digit_images
+from aiprep.kit import events, synthetic
+from aiprep.kit.metrics import accuracy
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.synthetic.digits import digit_images
 
 SEED = 0
 EPOCHS = 5
@@ -108,7 +108,7 @@ def check(impl: object) -> SolutionReport:
     model = impl.build_model(input_shape, data.num_classes)  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     impl.train(  # type: ignore[attr-defined]
-        model, data.x_train, data.y_train, callbacks=[progress.keras_callback("train MLP")]
+        model, data.x_train, data.y_train, callbacks=[events.keras_callback("train MLP")]
     )
     train_s = time.perf_counter() - t0
     test_acc = accuracy(model, data.x_test, data.y_test)
@@ -122,7 +122,7 @@ def check(impl: object) -> SolutionReport:
         baseline,
         data.x_train,
         data.y_train,
-        callbacks=[progress.keras_callback("train linear baseline")],
+        callbacks=[events.keras_callback("train linear baseline")],
     )
     linear_acc = accuracy(baseline, data.x_test, data.y_test)
 

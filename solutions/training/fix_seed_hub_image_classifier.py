@@ -30,11 +30,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.compare import Comparison, compare
-from aiprep.metrics import accuracy
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import describe, raised
+from aiprep.kit import events, synthetic
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.metrics import accuracy
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import describe, raised
 from solutions.training.resnet_transfer import (
     IMAGE_SIZE,
     NUM_SOURCE_CLASSES,
@@ -304,7 +304,7 @@ def check(impl: object) -> SolutionReport:
             epochs=HEAD_EPOCHS,
             batch_size=32,
             verbose=0,
-            callbacks=[progress.keras_callback("train the new head")],
+            callbacks=[events.keras_callback("train the new head")],
         )
         # "Train the head with the backbone frozen": every variable but the head's must be
         # bit-identical after fit (a frozen variable is never written, BN statistics included).

@@ -22,10 +22,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress
-from aiprep.compare import compare
-from aiprep.metrics import accuracy
-from aiprep.report import SolutionReport, print_check_of
+from aiprep.kit import events
+from aiprep.kit.compare import compare
+from aiprep.kit.metrics import accuracy
+from aiprep.kit.report import SolutionReport, print_check_of
 from solutions.training.digits_mlp import build_model, make_data  # noqa: F401 (ANSWER name)
 
 SEED = 0
@@ -121,14 +121,14 @@ def train_and_evaluate(
         return loss
 
     rng = np.random.default_rng(seed)
-    progress.start(f"train, batch size {batch_size}", epochs, unit="epoch")
+    events.start(f"train, batch size {batch_size}", epochs, unit="epoch")
     for epoch in range(epochs):
         losses = [
             float(step(x_train[idx], y_train[idx]))
             for idx in minibatches(len(x_train), batch_size, rng)
         ]
-        progress.advance(f"train, batch size {batch_size}", epoch + 1, loss=float(np.mean(losses)))
-    progress.finish(f"train, batch size {batch_size}")
+        events.advance(f"train, batch size {batch_size}", epoch + 1, loss=float(np.mean(losses)))
+    events.finish(f"train, batch size {batch_size}")
     return accuracy(model, x_test, y_test)  # held-out data, inference mode
 
 

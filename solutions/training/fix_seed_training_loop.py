@@ -25,11 +25,11 @@ import types
 import numpy as np
 import tf_keras as keras
 
-from aiprep import progress
-from aiprep.compare import compare
-from aiprep.metrics import accuracy
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.seed_code import raised
+from aiprep.kit import events
+from aiprep.kit.compare import compare
+from aiprep.kit.metrics import accuracy
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.seed_code import raised
 from solutions.training.overfitting_remedies import (
     EPOCHS,
     L2,
@@ -230,7 +230,7 @@ def check(impl: object) -> SolutionReport:
         early_stopping=True,
         callbacks=[
             recorder,
-            progress.keras_callback("train: fixed (L2 + dropout + early stopping)"),
+            events.keras_callback("train: fixed (L2 + dropout + early stopping)"),
         ],
     )
     keras.utils.set_random_seed(SEED)  # same initial weights and batch order
@@ -242,7 +242,7 @@ def check(impl: object) -> SolutionReport:
         data.x_val,
         data.y_val,
         epochs=BASELINE_EPOCHS,
-        callbacks=[progress.keras_callback("train: unregularized baseline")],
+        callbacks=[events.keras_callback("train: unregularized baseline")],
     )
 
     val_losses = recorder.val_losses  # (epochs seen,) measured by the check after each epoch
@@ -301,7 +301,7 @@ def check(impl: object) -> SolutionReport:
         data.x_val,
         data.y_val,
         early_stopping=True,
-        callbacks=[progress.keras_callback(f"train: fixed recipe, seed's L2 {SEED_L2}")],
+        callbacks=[events.keras_callback(f"train: fixed recipe, seed's L2 {SEED_L2}")],
     )
 
     gaps = {}

@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.metrics import accuracy
-from aiprep.report import SolutionReport, print_check_of
-from aiprep.synthetic.images import noisy_labels
+from aiprep.kit import events, synthetic
+from aiprep.kit.metrics import accuracy
+from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.synthetic.images import noisy_labels
 
 SEED = 0
 NUM_CLASSES = 5
@@ -206,7 +206,7 @@ def check(impl: object) -> SolutionReport:
             data.y_train,
             data.x_val,
             data.y_val,
-            callbacks=[progress.keras_callback(f"train: {name}")],
+            callbacks=[events.keras_callback(f"train: {name}")],
             **train_kwargs,
         )
         # Train accuracy on the labels it was trained on (30% wrong): 1.0 means memorised.

@@ -22,10 +22,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from aiprep import progress, synthetic
-from aiprep.compare import Comparison, compare
-from aiprep.metrics import accuracy
-from aiprep.report import SolutionReport, print_check_of
+from aiprep.kit import events, synthetic
+from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.metrics import accuracy
+from aiprep.kit.report import SolutionReport, print_check_of
 
 SEED = 0
 IMAGE_SIZE = 16
@@ -189,7 +189,7 @@ def fit_classifier(
         batch_size=batch_size,
         epochs=epochs,
         verbose=0,
-        callbacks=[progress.keras_callback(phase)],
+        callbacks=[events.keras_callback(phase)],
     )
 
 
@@ -276,7 +276,7 @@ def check(impl: object) -> SolutionReport:
         target.x_train,
         target.y_train,
         NUM_TARGET_CLASSES,
-        callbacks=[progress.keras_callback("fine-tune on target")],
+        callbacks=[events.keras_callback("fine-tune on target")],
     )
     tuned_acc = accuracy(tuned, target.x_test, target.y_test)
     backbone_change = relative_change(pretrained_kernels, conv_kernels(tuned))

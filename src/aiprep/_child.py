@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
-from aiprep import progress
+from aiprep.kit import events
 
 
 def _load_attempt(path: Path) -> ModuleType:
@@ -120,7 +120,7 @@ def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None
     carries ``compute_s`` (the wall time of ``check`` itself) and ``cpu_s`` (this process's
     CPU time, its threads and waited-for children included).
     """
-    progress.connect(fd)
+    events.connect(fd)
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3":
         import logging
 
@@ -139,7 +139,7 @@ def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None
         compute = time.perf_counter() - start
         usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
         cpu = sum(u.ru_utime + u.ru_stime for u in usage)
-        progress.emit("report", report=report.to_dict(), compute_s=compute, cpu_s=cpu)
+        events.emit("report", report=report.to_dict(), compute_s=compute, cpu_s=cpu)
     except BaseException as e:  # report every failure, then exit non-zero
         if isinstance(e, AttemptMismatch):
             where_message = str(e)
@@ -154,7 +154,7 @@ def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None
                 where = _where(frames, prefer)
                 message = str(e).strip().splitlines()[0] if str(e).strip() else ""
             where_message = f"{where}: {type(e).__name__}: {message}".rstrip(": ")
-        progress.emit("error", message=where_message)
+        events.emit("error", message=where_message)
         sys.stderr.flush()
         os._exit(1)
     sys.stdout.flush()

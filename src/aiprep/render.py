@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aiprep.check_coverage import SolutionCoverage
-    from aiprep.report import Check, SolutionReport
+    from aiprep.kit.report import Check, SolutionReport
     from aiprep.runner import Job, RunResult
 
 LANGS = ("en", "zh")
@@ -170,7 +170,7 @@ def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableTy
 
 def report_tables(report: SolutionReport) -> RenderableType:
     """The metrics table, the seed's facts (debug questions) and the checks of a report."""
-    from aiprep.report import format_value
+    from aiprep.kit.report import format_value
 
     parts: list[RenderableType] = []
     if report.metrics:
@@ -194,7 +194,7 @@ def report_tables(report: SolutionReport) -> RenderableType:
 
 
 def _check_table(title: str, checks: Iterable[Check]) -> Table:
-    from aiprep.report import format_value
+    from aiprep.kit.report import format_value
 
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     table.add_column("")
@@ -310,7 +310,7 @@ class LiveProgress:
             else:
                 self._tasks[phase] = self.progress.add_task(phase, total=event["total"], values="")
         elif kind == "advance" and phase in self._tasks:
-            from aiprep.report import format_value
+            from aiprep.kit.report import format_value
 
             values = event.get("values") or {}
             numbers = [(k, v) for k, v in values.items() if isinstance(v, int | float)]
@@ -395,7 +395,7 @@ class SmokeDisplay:
 
 def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableType:
     """The results, slowest first, and how the wall time compares with the work done."""
-    from aiprep.report import format_value
+    from aiprep.kit.report import format_value
 
     table = Table(title="smoke", title_justify="left", header_style="bold", show_edge=False)
     for name in ("solution", "result", "wall s", "compute s", "cpu s", "key metrics"):

@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
-from aiprep.report import Check, SolutionReport
+from aiprep.kit.report import Check, SolutionReport
 
 Event = dict[str, Any]
 Status = Literal["ok", "stopped", "timeout", "crash"]

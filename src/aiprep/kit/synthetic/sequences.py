@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aiprep.synthetic import rng
+from aiprep.kit.synthetic import rng
 
 LABEL_PAD = -1
 """Value of ``Utterances.labels`` past each transcript's length."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aiprep import progress
+from aiprep.kit import events
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -77,7 +77,7 @@ class SolutionReport:
         """
         found = _measure(name, value, op, threshold, detail)
         self.checks.append(found)
-        progress.emit("check", **asdict(found))  # lets a runner stop at a deciding failure
+        events.emit("check", **asdict(found))  # lets a runner stop at a deciding failure
         return found.passed
 
     def seed_fact(

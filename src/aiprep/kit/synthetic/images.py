@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aiprep.synthetic import Split, rng
+from aiprep.kit.synthetic import Split, rng
 
 
 def class_templates(

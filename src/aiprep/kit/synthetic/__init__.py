@@ -3,7 +3,7 @@
 Each generator takes a ``seed`` and returns NumPy arrays, so a solution's data is the
 same on every run and every machine. Generators live in submodules by kind of data
 (``images``, ``digits``, ``sequences``, ``points``, ``text``) and are re-exported here:
-``from aiprep import synthetic`` then ``synthetic.class_images(...)``.
+``from aiprep.kit import synthetic`` then ``synthetic.class_images(...)``.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ def shuffled_labels(y: np.ndarray, seed: int) -> np.ndarray:
 
 
 # Re-exports of each submodule's generators (they import Split and rng from above).
-from aiprep.synthetic.digits import digit_images  # noqa: E402
-from aiprep.synthetic.images import class_images, class_templates  # noqa: E402
-from aiprep.synthetic.points import nearest_mode, ring_centers, ring_of_gaussians  # noqa: E402
-from aiprep.synthetic.sequences import Utterances, UtteranceSplit, utterance_split  # noqa: E402
-from aiprep.synthetic.text import (  # noqa: E402
+from aiprep.kit.synthetic.digits import digit_images  # noqa: E402
+from aiprep.kit.synthetic.images import class_images, class_templates  # noqa: E402
+from aiprep.kit.synthetic.points import nearest_mode, ring_centers, ring_of_gaussians  # noqa: E402
+from aiprep.kit.synthetic.sequences import Utterances, UtteranceSplit, utterance_split  # noqa: E402
+from aiprep.kit.synthetic.text import (  # noqa: E402
     SPECIAL_TOKENS,
     encode_words,
     negation_sentences,

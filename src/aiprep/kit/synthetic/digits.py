@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aiprep.synthetic import Split, rng
+from aiprep.kit.synthetic import Split, rng
 
 SIZE = 28
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aiprep.synthetic import Split, rng
+from aiprep.kit.synthetic import Split, rng
 
 # BERT's special tokens; :func:`word_vocab` gives them ids 0..4 in this order.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

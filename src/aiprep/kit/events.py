@@ -3,7 +3,8 @@
 A solution reports its training through :func:`start` and :func:`advance` (or the
 Keras callback from :func:`keras_callback`). Inside ``aiprep run`` the child process
 connects the events to a pipe read by the parent's live display; anywhere else
-(a plain ``python -m solutions...`` or a test) they go nowhere.
+(a plain ``python -m solutions...`` or a test) they go nowhere. Each check a report
+records is sent too (``check``), so a runner can end a run whose verdict is decided.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aiprep.synthetic import rng
+from aiprep.kit.synthetic import rng
 
 
 def ring_centers(modes: int = 8, radius: float = 2.0) -> np.ndarray:

@@ -1,0 +1,84 @@
+"""The solution kit: everything a solution module (``solutions/<topic>/<slug>.py``) imports
+from aiprep, and nothing else. The kit never imports the app (cli, runner, quiz, store,
+exporters); ``tests/test_kit.py`` holds it to that.
+
+Public API (import the submodule, or the name from ``aiprep.kit``):
+
+Reporting (``aiprep.kit.report``)
+    ``SolutionReport(solution)``: what ``check(impl)`` returns.
+        ``.metric(name, value, unit="")``: a measurement worth showing.
+        ``.check(name, value, op, threshold, detail="")``: the candidate's verdict; the check
+        computes ``value op threshold`` itself, and NaN never passes.
+        ``.seed_fact(...)``: the same form, about a seed's own code, outside the verdict.
+    ``print_check_of(__name__)``: ``python -m solutions.<topic>.<slug>`` prints the report.
+
+Progress events (``aiprep.kit.events``)
+    ``start(phase, total, unit)``, ``advance(phase, completed, **values)``, ``finish(phase)``,
+    ``keras_callback(phase)``: training progress, shown live by ``aiprep run`` and ``verify``.
+
+Comparisons and measurements
+    ``compare.compare(got, expected, atol, rtol=0) -> Comparison`` (``aiprep.kit.compare``): the
+    ``|a - b| <= atol + rtol * |b|`` rule with the largest difference, for float checks.
+    ``accuracy(model, x, y)`` (``aiprep.kit.metrics``): arg-max accuracy of a Keras-like model.
+
+Debug questions (``aiprep.kit.seed_code``)
+    ``raised(error, kind, words)``, ``describe(error, words)``: what a seed's code raised.
+
+Synthetic data (``aiprep.kit.synthetic``)
+    Seeded generators: ``digit_images``, ``class_images``, ``ring_of_gaussians``,
+    ``utterance_split``, ``negation_sentences``, ``topic_sentences``, ``word_vocab``, ...;
+    ``Split`` (train/test arrays), ``shuffled_labels``, ``rng``.
+
+Nothing here imports TensorFlow at module level (``events.keras_callback`` imports tf_keras
+when called), so the app can read reports without paying for it. Names are loaded lazily:
+``import aiprep.kit`` costs nothing until a name is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers and `smoke --changed`'s import graph; loaded lazily
+    from aiprep.kit import compare, events, metrics, report, seed_code, synthetic
+    from aiprep.kit.compare import Comparison
+    from aiprep.kit.metrics import accuracy
+    from aiprep.kit.report import Check, Metric, SolutionReport, print_check_of
+    from aiprep.kit.seed_code import describe, raised
+
+_EXPORTS = {
+    "SolutionReport": "report",
+    "Check": "report",
+    "Metric": "report",
+    "print_check_of": "report",
+    "Comparison": "compare",
+    "accuracy": "metrics",
+    "raised": "seed_code",
+    "describe": "seed_code",
+}
+_SUBMODULES = ("report", "events", "compare", "metrics", "seed_code", "synthetic")
+
+__all__ = [
+    "Check",
+    "Comparison",
+    "Metric",
+    "SolutionReport",
+    "accuracy",
+    "compare",
+    "describe",
+    "events",
+    "metrics",
+    "print_check_of",
+    "raised",
+    "report",
+    "seed_code",
+    "synthetic",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"aiprep.kit.{name}")
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"aiprep.kit.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'aiprep.kit' has no attribute {name!r}")

@@ -1,0 +1,56 @@
+"""The solution kit (``aiprep.kit``) stands alone: it never imports the app, and importing
+it costs no TensorFlow."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import aiprep.kit
+
+KIT = Path(aiprep.kit.__file__).parent
+
+
+def _aiprep_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return {n for n in names if n == "aiprep" or n.startswith("aiprep.")}
+
+
+def test_the_kit_never_imports_the_app() -> None:
+    outside = {
+        str(path.relative_to(KIT)): sorted(bad)
+        for path in sorted(KIT.rglob("*.py"))
+        if (bad := {n for n in _aiprep_imports(path) if not n.startswith("aiprep.kit")})
+    }
+    assert not outside, f"the kit imports the app: {outside}"
+
+
+def test_every_public_name_of_the_kit_resolves() -> None:
+    for name in aiprep.kit.__all__:
+        assert getattr(aiprep.kit, name) is not None, name
+
+
+def test_solutions_import_only_the_kit_from_aiprep() -> None:
+    solutions = Path(__file__).parents[1] / "solutions"
+    outside = {
+        str(path.relative_to(solutions)): sorted(bad)
+        for path in sorted(solutions.rglob("*.py"))
+        if (bad := {n for n in _aiprep_imports(path) if not n.startswith("aiprep.kit")})
+    }
+    assert not outside, f"a solution imports the app: {outside}"
+
+
+def test_importing_the_kit_loads_no_tensorflow() -> None:
+    code = (
+        "import sys; import aiprep.kit; from aiprep.kit import SolutionReport, events, "
+        "synthetic; assert 'tensorflow' not in sys.modules, 'tensorflow'; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
