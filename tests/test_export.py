@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from aiprep.bank import load_bank
 from aiprep.cli import cli
-from aiprep.exporters import ExportOptions, items, render, write_atomic
+from aiprep.exporters import ExportOptions, items, render
+from aiprep.files import write_atomic
 from aiprep.schema import ExportFile, Question
 from conftest import FIXTURES
 

@@ -135,7 +135,7 @@ def test_make_demo_runs_a_question_that_exists() -> None:
 
 def _starter(question_id: str) -> str:
     assert BANK is not None
-    from aiprep.quiz import starter_text
+    from aiprep.starter import starter_text
 
     return starter_text(BANK, BANK.questions[question_id])
 

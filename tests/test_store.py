@@ -149,7 +149,7 @@ def test_progress_commands_export_import_and_reset(tmp_path: Path, user_home: Pa
 
 
 def test_questions_rated_again_come_back_in_the_session_once_due(tmp_path: Path) -> None:
-    from aiprep.quiz import Outcome, Session, due_again
+    from aiprep.schedule import Outcome, Session, due_again
 
     queue = [{"id": "a.again"}, {"id": "a.easy"}, {"id": "a.skipped"}]
     with Store(tmp_path / "p.db") as store:

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from aiprep.ids import topic_of
 from aiprep.paths import default_bank_root, user_home
 
 try:
@@ -88,7 +89,7 @@ class Bank:
         return [
             q
             for q in self.questions.values()
-            if (not topics or topic_of(q) in topics)
+            if (not topics or topic_of(q["id"]) in topics)
             and (not kinds or q["kind"] in kinds)
             and (not diffs or q["difficulty"] in diffs)
             and (not tags or tags & set(q["tags"]))
@@ -96,11 +97,7 @@ class Bank:
 
     @property
     def topics(self) -> list[str]:
-        return sorted({topic_of(q) for q in self.questions.values()})
-
-
-def topic_of(record: Record) -> str:
-    return str(record["id"]).split(".", 1)[0]
+        return sorted({topic_of(q["id"]) for q in self.questions.values()})
 
 
 def load_bank(root: Path | None = None, *, use_cache: bool = True) -> Bank:

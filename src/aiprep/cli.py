@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 import click
 
 from aiprep.bank import Bank, BankError, Record, load_bank
+from aiprep.ids import topic_of
+from aiprep.lang import LangChoice
 
 LANG_CHOICE = click.Choice(["en", "zh"])
 LANG_BOTH_CHOICE = click.Choice(["en", "zh", "both"])
@@ -109,7 +111,7 @@ def list_(
     kind: tuple[str, ...],
     difficulty: tuple[str, ...],
     tag: tuple[str, ...],
-    lang: str,
+    lang: LangChoice,
     as_json: bool,
 ) -> None:
     """List the questions of the bank, filtered."""
@@ -142,7 +144,9 @@ def list_(
 @click.option("--lang", type=LANG_BOTH_CHOICE, default="en", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the question's record as JSON.")
 @click.pass_context
-def show(ctx: click.Context, question_id: str, answer: bool, lang: str, as_json: bool) -> None:
+def show(
+    ctx: click.Context, question_id: str, answer: bool, lang: LangChoice, as_json: bool
+) -> None:
     """Show one question (prompt as Markdown; --answer adds the answer)."""
     q = _question(_bank(ctx), question_id)
     if as_json:
@@ -286,7 +290,7 @@ def practice(ctx: click.Context, question_id: str, output: Path | None, force: b
     q = _question(bank, question_id)
     if not q["solution"]:
         raise BadInput(f"{question_id} is a {q['kind']} question: there is no code to practise")
-    from aiprep.quiz import practice_filename, write_starter
+    from aiprep.starter import practice_filename, write_starter
 
     path = output or Path(practice_filename(question_id))
     try:
@@ -375,7 +379,7 @@ def verify(
 
 
 def _record_good(question_id: str) -> str:
-    from aiprep.quiz import when
+    from aiprep.render import when
 
     with _store() as store:
         card = store.rate(question_id, 3, source="verify")
@@ -447,7 +451,7 @@ def quiz(
     difficulty: tuple[str, ...],
     tag: tuple[str, ...],
     new: int,
-    lang: str,
+    lang: LangChoice,
 ) -> None:
     """Quiz yourself: due questions first (FSRS), then new ones; ratings saved as you go.
 
@@ -492,7 +496,7 @@ def mock(
     kind: tuple[str, ...],
     difficulty: tuple[str, ...],
     tag: tuple[str, ...],
-    lang: str,
+    lang: LangChoice,
     seed: int | None,
 ) -> None:
     """A timed mock interview: a mix of topics and kinds, one question at a time.
@@ -506,7 +510,8 @@ def mock(
     records = _selected(bank, topic, kind, difficulty, tag)
     import random
 
-    from aiprep.quiz import Terminal, pick_mock, print_mock_summary, run_mock
+    from aiprep.quiz import Terminal, print_mock_summary, run_mock
+    from aiprep.schedule import pick_mock
 
     console = _console()
     with _store() as store:
@@ -569,7 +574,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     from aiprep.store import stats as compute
 
     with _store() as store:
-        rows, streak = compute(store, {qid: qid.split(".")[0] for qid in bank.questions})
+        rows, streak = compute(store, {qid: topic_of(qid) for qid in bank.questions})
         reviews = len(store.reviews(bank.questions))
         cards = store.cards()
     upcoming = sorted(c.due for qid, c in cards.items() if qid in bank.questions)
@@ -590,31 +595,9 @@ def stats(ctx: click.Context, as_json: bool) -> None:
             }
         )
         return
-    from rich.table import Table
+    from aiprep.render import print_stats
 
-    table = Table(header_style="bold", show_edge=False)
-    for name in ("topic", "seen", "due now", "due this week", "recall"):
-        table.add_column(name, justify="left" if name == "topic" else "right")
-    for r in rows:
-        recall = f"{r.retrievability:.0%}" if r.retrievability is not None else "–"
-        table.add_row(r.topic, f"{r.seen}/{r.total}", str(r.due_now), str(r.due_week), recall)
-    table.add_section()
-    table.add_row(
-        "all",
-        f"{sum(r.seen for r in rows)}/{sum(r.total for r in rows)}",
-        str(sum(r.due_now for r in rows)),
-        str(sum(r.due_week for r in rows)),
-        "",
-    )
-    console = _console()
-    console.print(table)
-    from aiprep.quiz import when
-
-    nxt = f" · next due {when(upcoming[0])}" if upcoming else ""
-    console.print(f"\n{reviews} reviews · streak {streak} day(s){nxt}", style="dim")
-    console.print(
-        "recall: FSRS's estimated chance you would recall a seen question now", style="dim"
-    )
+    print_stats(_console(), rows, reviews, streak, upcoming[0] if upcoming else None)
 
 
 @cli.group()
@@ -633,7 +616,7 @@ def reset(ctx: click.Context, topic: tuple[str, ...], yes: bool) -> None:
     if topic:
         bank = _bank(ctx)
         _selected(bank, topic, (), (), ())
-        ids = [qid for qid in bank.questions if qid.split(".")[0] in topic]
+        ids = [qid for qid in bank.questions if topic_of(qid) in topic]
         what = f"your progress on {', '.join(topic)}"
     if not yes:
         if not sys.stdin.isatty():
@@ -661,7 +644,7 @@ def export_progress(output: Path | None, force: bool) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    from aiprep.exporters import write_atomic
+    from aiprep.files import write_atomic
 
     try:
         write_atomic(output, text.encode("utf-8"), force=force)
@@ -730,7 +713,7 @@ def export(
     difficulty: tuple[str, ...],
     tag: tuple[str, ...],
     ids: tuple[str, ...],
-    lang: str,
+    lang: LangChoice,
     answers: bool,
     with_code: bool,
     title: str,
@@ -748,7 +731,8 @@ def export(
         raise BadInput("no questions match these filters; see `aiprep list`")
     if output.exists() and not force:
         raise BadInput(f"{output} exists; pass --force to overwrite it, or -o another path")
-    from aiprep.exporters import ExportOptions, items, render, write_atomic
+    from aiprep.exporters import ExportOptions, items, render
+    from aiprep.files import write_atomic
 
     options = ExportOptions(lang=lang, answers=answers, with_code=with_code, title=title)
     data = render(fmt, items(bank.root, records, options), options)
@@ -873,7 +857,6 @@ def smoke(
         raise BadInput("no runnable questions match these filters; see `aiprep list`")
     import time
 
-    from aiprep.exporters import write_atomic
     from aiprep.render import SmokeDisplay, smoke_summary
     from aiprep.runner import Job, run_jobs
 
@@ -896,19 +879,16 @@ def smoke(
     wall = time.monotonic() - start
     console.print(smoke_summary(queue, wall, workers))
     data = smoke_lib.report(queue, wall, workers, smoke_lib.bank_digest(bank.root))
-    outputs = [
-        (junit, smoke_lib.junit_xml(queue, wall)),
-        (json_path, (json.dumps(data, indent=2) + "\n").encode()),
-    ]
-    if record_timings:
-        timings = smoke_lib.timings_json(queue, smoke_lib.read_timings(bank.root))
-        outputs.append((bank.root / smoke_lib.TIMINGS, timings))
-    for path, content in outputs:
-        if path is not None:
-            try:
-                write_atomic(path, content, force=True)
-            except OSError as e:
-                raise BadInput(f"{path}: cannot write ({e.strerror})") from None
+    try:
+        smoke_lib.write_reports(
+            data,
+            queue,
+            junit=junit,
+            json_path=json_path,
+            timings_of=bank.root if record_timings else None,
+        )
+    except OSError as e:
+        raise BadInput(f"{e.filename}: cannot write ({e.strerror})") from None
     ctx.exit(0 if all(j.state == "passed" for j in queue) else 1)
 
 
@@ -928,7 +908,6 @@ def smoke_merge(reports: tuple[Path, ...], junit: Path | None, json_path: Path |
     shards overlap or a file is not a smoke report.
     """
     from aiprep import smoke as smoke_lib
-    from aiprep.exporters import write_atomic
     from aiprep.render import smoke_summary
     from aiprep.runner import Job
 
@@ -938,16 +917,10 @@ def smoke_merge(reports: tuple[Path, ...], junit: Path | None, json_path: Path |
         raise BadInput(str(e)) from None
     jobs = [Job.from_dict(j) for j in merged["solutions"]]
     _console().print(smoke_summary(jobs, merged["wall_s"], merged["jobs"]))
-    outputs = [
-        (junit, smoke_lib.junit_xml(jobs, merged["wall_s"])),
-        (json_path, (json.dumps(merged, indent=2) + "\n").encode()),
-    ]
-    for path, content in outputs:
-        if path is not None:
-            try:
-                write_atomic(path, content, force=True)
-            except OSError as e:
-                raise BadInput(f"{path}: cannot write ({e.strerror})") from None
+    try:
+        smoke_lib.write_reports(merged, jobs, junit=junit, json_path=json_path)
+    except OSError as e:
+        raise BadInput(f"{e.filename}: cannot write ({e.strerror})") from None
     sys.exit(0 if all(j.state == "passed" for j in jobs) else 1)
 
 
@@ -1020,7 +993,7 @@ def check_coverage(
     if json_path is not None and not json_path.absolute().parent.is_dir():
         raise BadInput(f"{json_path}: its folder does not exist")
     from aiprep.check_coverage import collect, plan, totals
-    from aiprep.exporters import write_atomic
+    from aiprep.files import write_atomic
     from aiprep.render import SmokeDisplay, coverage_table
     from aiprep.runner import run_jobs as run_all
 

@@ -16,10 +16,9 @@ import termios
 import time
 import tty
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,10 @@ from rich.table import Table
 from rich.text import Text
 
 from aiprep.bank import Bank, Record
+from aiprep.lang import LangChoice, bilingual
+from aiprep.render import when
+from aiprep.schedule import Outcome, Session, due_again, pick
+from aiprep.starter import practice_filename, write_starter
 from aiprep.store import RATINGS, Store, now
 
 LETTERS = "ABCDEFGHIJ"
@@ -101,7 +104,6 @@ _UI = {
         "rated": "评为 [{style}]{rating}[/]",
     },
 }
-_DIFFICULTY_ORDER = {"easy": 0, "medium": 1, "hard": 2}
 
 
 def _hanging(lead: str | Text, body: str) -> Table:
@@ -211,35 +213,7 @@ class Terminal:
 
 
 # -----------------------------------------------------------------------------
-# Picking questions
-
-
-def pick(records: Sequence[Record], store: Store, at: datetime, new: int) -> list[Record]:
-    """Due cards first (most overdue first), then up to ``new`` never-seen questions.
-
-    New ones come easy first, in bank order within a difficulty, so a first session
-    starts gently.
-    """
-    cards = store.cards()
-    due = sorted(
-        (q for q in records if q["id"] in cards and cards[q["id"]].due <= at),
-        key=lambda q: cards[q["id"]].due,
-    )
-    fresh = [q for q in records if q["id"] not in cards]
-    fresh.sort(key=lambda q: _DIFFICULTY_ORDER.get(q["difficulty"], 1))
-    return due + fresh[:new]
-
-
-# -----------------------------------------------------------------------------
 # Asking one question
-
-
-@dataclass
-class Outcome:
-    question_id: str
-    rating: int | None  # None: skipped
-    seconds: float
-    hints: int = 0
 
 
 @dataclass
@@ -248,7 +222,7 @@ class Asker:
 
     term: Terminal
     bank: Bank
-    lang: str
+    lang: LangChoice
     deadline: float | None = None
     practice_dir: Path = field(default_factory=Path.cwd)
 
@@ -257,10 +231,10 @@ class Asker:
         return self.term.console
 
     def _text(self, value: dict[str, str]) -> str:
-        return f"{value['en']}\n\n{value['zh']}" if self.lang == "both" else value[self.lang]
+        return bilingual(value, self.lang)
 
     def _short(self, value: dict[str, str]) -> str:
-        return f"{value['en']} / {value['zh']}" if self.lang == "both" else value[self.lang]
+        return bilingual(value, self.lang, " / ")
 
     def ui(self, key: str, **values: object) -> str:
         """A piece of the quiz's own text in the candidate's language."""
@@ -426,51 +400,16 @@ class Asker:
 
 
 # -----------------------------------------------------------------------------
-# Practice starters (shared with ``aiprep practice``)
-
-
-def practice_filename(question_id: str) -> str:
-    return f"{question_id}.py"
-
-
-def starter_text(bank: Bank, q: Record) -> str:
-    from aiprep.starter import build_starter
-
-    header = (
-        f"Practice: {q['title']['en']} / {q['title']['zh']}\n\n"
-        f"Write the functions below (keep their names and parameters), then check them:\n\n"
-        f"    aiprep verify {q['id']} <this file>\n\n"
-        f"`aiprep show {q['id']}` prints the question; the checks are the reference's own.\n"
-    )
-    return build_starter(bank.root, q["solution"], header)
-
-
-def write_starter(bank: Bank, q: Record, path: Path, *, force: bool = False) -> None:
-    """Write the starter atomically; refuses to overwrite unless ``force``."""
-    from aiprep.exporters import write_atomic
-
-    if path.exists() and not force:
-        raise FileExistsError(path)  # before the work of building it
-    write_atomic(path, starter_text(bank, q).encode("utf-8"), force=force)
-
-
-# -----------------------------------------------------------------------------
 # Sessions
 
 
-@dataclass
-class Session:
-    """What happened in one quiz or mock session (for the summary)."""
-
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    @property
-    def rated(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.rating is not None]
-
-
 def run_quiz(
-    term: Terminal, bank: Bank, records: Sequence[Record], store: Store, lang: str, new: int
+    term: Terminal,
+    bank: Bank,
+    records: Sequence[Record],
+    store: Store,
+    lang: LangChoice,
+    new: int,
 ) -> Session:
     """Ask the due and new questions among ``records``; each rating saved at once."""
     session = Session()
@@ -494,17 +433,6 @@ def run_quiz(
         console.print(f"{len(again)} question(s) due again now", style="dim")
         finished = _ask_all(asker, again, ["again"] * len(again), store, session, "quiz")
     return session
-
-
-def due_again(
-    queue: Sequence[Record], session: Session, store: Store, at: datetime
-) -> list[Record]:
-    """The questions rated in this session that are due again at ``at``; one skipped the
-    last time it came up is not (skipping means "not now")."""
-    last = {o.question_id: o for o in session.outcomes}
-    rated = {qid for qid, o in last.items() if o.rating is not None}
-    cards = store.cards()
-    return [q for q in queue if q["id"] in rated and cards[q["id"]].due <= at]
 
 
 def _ask_all(
@@ -552,70 +480,8 @@ def print_summary(console: Console, session: Session, store: Store, ids: Sequenc
         console.print("progress saved")
 
 
-def when(moment: datetime) -> str:
-    """A due time as a person reads it: "now", "14:05 today", "09:30 tomorrow", a date."""
-    delta = moment - now()
-    local = moment.astimezone()
-    if delta <= timedelta(0):
-        return "now"
-    if delta < timedelta(days=1):
-        return local.strftime(
-            "%H:%M today" if local.date() == now().astimezone().date() else "%H:%M tomorrow"
-        )
-    return local.strftime("%Y-%m-%d")
-
-
 # -----------------------------------------------------------------------------
 # Mock interview
-
-
-def _topic(q: Record) -> str:
-    return str(q["id"]).split(".", 1)[0]
-
-
-def pick_mock(records: Sequence[Record], store: Store, minutes: int, seed: int) -> list[Record]:
-    """A mix for ``minutes``: at least one coding and one strategy question, then a spread
-    of topics and kinds, preferring questions due or never seen.
-
-    About one question per six minutes (at least three).
-    """
-    import random
-
-    rng = random.Random(seed)
-    count = max(3, minutes // 6)
-    cards = store.cards()
-    at = now()
-
-    def weight(q: Record) -> float:
-        card = cards.get(q["id"])
-        return rng.random() + (1.0 if card is None or card.due <= at else 0.0)
-
-    pool = sorted(records, key=weight, reverse=True)
-    chosen: list[Record] = []
-    musts: list[Callable[[Record], bool]] = [
-        lambda q: q["kind"] in ("coding", "debug"),
-        lambda q: _topic(q) == "strategy",
-    ]
-    for must in musts:
-        for q in pool:
-            if must(q) and q not in chosen:
-                chosen.append(q)
-                break
-    seen_topics = {_topic(q) for q in chosen}
-    seen_kinds = {q["kind"] for q in chosen}
-    for q in pool:  # new topics and kinds first
-        if len(chosen) >= count:
-            break
-        if q not in chosen and (_topic(q) not in seen_topics or q["kind"] not in seen_kinds):
-            chosen.append(q)
-            seen_topics.add(_topic(q))
-            seen_kinds.add(q["kind"])
-    for q in pool:
-        if len(chosen) >= count:
-            break
-        if q not in chosen:
-            chosen.append(q)
-    return chosen[:count]
 
 
 def run_mock(
@@ -623,7 +489,7 @@ def run_mock(
     bank: Bank,
     queue: Sequence[Record],
     store: Store,
-    lang: str,
+    lang: LangChoice,
     minutes: float,
 ) -> tuple[Session, list[Record]]:
     """Ask ``queue`` against the clock; returns the session and the questions not reached."""

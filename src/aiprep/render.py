@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aiprep.bank import Record
+from aiprep.lang import LangChoice, bilingual, langs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,18 +21,10 @@ if TYPE_CHECKING:
     from aiprep.check_coverage import SolutionCoverage
     from aiprep.kit.report import Check, SolutionReport
     from aiprep.runner import Job, RunResult
-
-LANGS = ("en", "zh")
-
-
-def text(value: dict[str, str], lang: str) -> str:
-    """One language of a bilingual text; ``both`` gives English, then Chinese."""
-    if lang == "both":
-        return f"{value['en']}\n\n{value['zh']}"
-    return value[lang]
+    from aiprep.store import TopicStats
 
 
-def question_lines(records: Iterable[Record], lang: str) -> str:
+def question_lines(records: Iterable[Record], lang: LangChoice) -> str:
     """The bank as plain lines, one per question, columns padded: for a pipe or a file."""
     rows = list(records)
     head = ("id", "kind", "difficulty", "run", "title")
@@ -40,7 +34,7 @@ def question_lines(records: Iterable[Record], lang: str) -> str:
             q["kind"],
             q["difficulty"],
             "✓" if q["solution"] else "-",
-            " / ".join(q["title"][x] for x in LANGS) if lang == "both" else q["title"][lang],
+            bilingual(q["title"], lang, " / "),
         )
         for q in rows
     ]
@@ -49,7 +43,7 @@ def question_lines(records: Iterable[Record], lang: str) -> str:
     return "\n".join(lines)
 
 
-def question_table(records: Iterable[Record], lang: str, console: Console) -> Text:
+def question_table(records: Iterable[Record], lang: LangChoice, console: Console) -> Text:
     """The bank as aligned columns: id, kind, difficulty, run, and the title, wrapped last.
 
     Laid out here rather than with ``rich.table.Table``, whose per-cell measuring costs
@@ -74,7 +68,7 @@ def question_table(records: Iterable[Record], lang: str, console: Console) -> Te
     out.append(("\n    title" if below else "title") + "\n", style="bold")
     out.append("─" * console.width + "\n", style="dim")
     for q in rows:
-        title = " / ".join(q["title"][x] for x in LANGS) if lang == "both" else q["title"][lang]
+        title = bilingual(q["title"], lang, " / ")
         # fold: CJK titles have no spaces to wrap at
         lines = Text(title, overflow="fold").wrap(console, title_width)
         out.append(q["id"].ljust(columns[0][1] + 2), style="cyan")
@@ -128,20 +122,20 @@ def markdown(source: str) -> RenderableType:
     return Markdown(source)
 
 
-def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableType:
+def question_page(q: Record, lang: LangChoice, *, answer: bool = False) -> RenderableType:
     """A question as a page: title, metadata, prompt; with ``answer`` also answer and rubric."""
 
-    langs = LANGS if lang == "both" else (lang,)
+    shown = langs(lang)
     parts: list[RenderableType] = []
     meta = f"{q['id']} · {q['kind']} · {q['difficulty']}"
     if q["tags"]:
         meta += " · " + ", ".join(q["tags"])
     if q["solution"]:
         meta += f" · runnable: aiprep run {q['id']}"
-    for lg in langs:
+    for lg in shown:
         parts.append(Text(q["title"][lg], style="bold underline"))
     parts.append(Text(meta, style="dim"))
-    for lg in langs:
+    for lg in shown:
         parts += [Text(), markdown(q["prompt"][lg])]
         if q["choices"]:
             parts.append(Text())
@@ -151,7 +145,7 @@ def question_page(q: Record, lang: str, *, answer: bool = False) -> RenderableTy
                 if answer:
                     parts.append(Text(f"       {choice['why'][lg]}", style="dim"))
     if answer:
-        for lg in langs:
+        for lg in shown:
             heads = _HEAD[lg]
             head = Text(heads["answer"], style="bold green")
             if q.get("as_of"):
@@ -463,3 +457,52 @@ def coverage_table(results: Sequence[SolutionCoverage], summary: dict[str, Any])
         f"over {summary['solutions']} solution(s)"
     )
     return Group(table, Text(), line)
+
+
+# -----------------------------------------------------------------------------
+# The learner's progress
+
+
+def when(moment: datetime) -> str:
+    """A due time as a person reads it: "now", "14:05 today", "09:30 tomorrow", a date."""
+    from aiprep.store import now  # fsrs and sqlite3: not for `list` and `show`
+
+    delta = moment - now()
+    local = moment.astimezone()
+    if delta <= timedelta(0):
+        return "now"
+    if delta < timedelta(days=1):
+        return local.strftime(
+            "%H:%M today" if local.date() == now().astimezone().date() else "%H:%M tomorrow"
+        )
+    return local.strftime("%Y-%m-%d")
+
+
+def print_stats(
+    console: Console,
+    rows: Sequence[TopicStats],
+    reviews: int,
+    streak: int,
+    next_due: datetime | None,
+) -> None:
+    """``aiprep stats``: per topic seen/total, due now, due this week and recall; totals."""
+    table = Table(header_style="bold", show_edge=False)
+    for name in ("topic", "seen", "due now", "due this week", "recall"):
+        table.add_column(name, justify="left" if name == "topic" else "right")
+    for r in rows:
+        recall = f"{r.retrievability:.0%}" if r.retrievability is not None else "–"
+        table.add_row(r.topic, f"{r.seen}/{r.total}", str(r.due_now), str(r.due_week), recall)
+    table.add_section()
+    table.add_row(
+        "all",
+        f"{sum(r.seen for r in rows)}/{sum(r.total for r in rows)}",
+        str(sum(r.due_now for r in rows)),
+        str(sum(r.due_week for r in rows)),
+        "",
+    )
+    console.print(table)
+    nxt = f" · next due {when(next_due)}" if next_due else ""
+    console.print(f"\n{reviews} reviews · streak {streak} day(s){nxt}", style="dim")
+    console.print(
+        "recall: FSRS's estimated chance you would recall a seen question now", style="dim"
+    )

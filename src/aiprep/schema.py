@@ -18,6 +18,8 @@ from pydantic import (
     field_validator,
 )
 
+from aiprep.ids import topic_of
+
 Kind = Literal["concept", "multiple-choice", "coding", "estimate", "debug"]
 Difficulty = Literal["easy", "medium", "hard"]
 
@@ -104,7 +106,7 @@ class Question(_Strict):
 
     @property
     def topic(self) -> str:
-        return self.id.split(".", 1)[0]
+        return topic_of(self.id)
 
     @field_validator("choices", mode="after")
     @classmethod

@@ -266,3 +266,31 @@ def affected(root: Path, modules: Sequence[str], changed: set[Path]) -> list[str
         if path is not None and ({path} | imports(path)) & changed:
             out.append(module)
     return out
+
+
+def write_reports(
+    data: dict[str, Any],
+    jobs: Sequence[Job],
+    *,
+    junit: Path | None = None,
+    json_path: Path | None = None,
+    timings_of: Path | None = None,
+) -> None:
+    """Write a smoke report (``report`` or ``merge``'s ``data``) as JSON and as JUnit XML,
+    and with ``timings_of`` (a bank root) the jobs' compute times into its timings file;
+    each whole or not at all. OSError names the file (``filename``) it could not write."""
+    from aiprep.files import write_atomic
+
+    outputs: list[tuple[Path | None, bytes]] = [
+        (junit, junit_xml(jobs, data["wall_s"])),
+        (json_path, (json.dumps(data, indent=2) + "\n").encode()),
+    ]
+    if timings_of is not None:
+        outputs.append((timings_of / TIMINGS, timings_json(jobs, read_timings(timings_of))))
+    for path, content in outputs:
+        if path is None:
+            continue
+        try:
+            write_atomic(path, content, force=True)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(path)) from None

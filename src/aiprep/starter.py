@@ -13,6 +13,12 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiprep.files import write_atomic
+
+if TYPE_CHECKING:
+    from aiprep.bank import Bank, Record
 
 
 class StarterError(Exception):
@@ -171,3 +177,28 @@ def build_starter(root: Path, module: str, header: str) -> str:
     text = "\n\n".join(p for p in parts if p) + "\n\n\n" + "\n\n\n".join(stubs) + "\n"
     compile(text, f"<starter for {module}>", "exec")  # a bank defect if this fails
     return text
+
+
+# -----------------------------------------------------------------------------
+# Practice files (``aiprep practice`` and the quiz's ``p``)
+
+
+def practice_filename(question_id: str) -> str:
+    return f"{question_id}.py"
+
+
+def starter_text(bank: Bank, q: Record) -> str:
+    header = (
+        f"Practice: {q['title']['en']} / {q['title']['zh']}\n\n"
+        f"Write the functions below (keep their names and parameters), then check them:\n\n"
+        f"    aiprep verify {q['id']} <this file>\n\n"
+        f"`aiprep show {q['id']}` prints the question; the checks are the reference's own.\n"
+    )
+    return build_starter(bank.root, q["solution"], header)
+
+
+def write_starter(bank: Bank, q: Record, path: Path, *, force: bool = False) -> None:
+    """Write the starter atomically; refuses to overwrite unless ``force``."""
+    if path.exists() and not force:
+        raise FileExistsError(path)  # before the work of building it
+    write_atomic(path, starter_text(bank, q).encode("utf-8"), force=force)

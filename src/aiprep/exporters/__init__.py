@@ -9,13 +9,14 @@ never leaves half a file.
 from __future__ import annotations
 
 import importlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiprep.bank import Record, solution_path
+from aiprep.ids import topic_of
+from aiprep.lang import Lang, LangChoice, bilingual
+from aiprep.lang import langs as lang_choice
 
 # format -> (module under aiprep.exporters, the usual file suffix)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -27,7 +28,6 @@ FORMATS: dict[str, tuple[str, str]] = {
     "moodle-xml": ("moodle_xml", ".xml"),
     "qti": ("qti", ".zip"),
 }
-LANGS = ("en", "zh")
 # A fixed moment for formats that must carry one (zip entries, QTI, Anki): byte-stable.
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)
 FIXED_EPOCH = 1704067200  # 2024-01-01T00:00:00Z
@@ -35,7 +35,7 @@ FIXED_EPOCH = 1704067200  # 2024-01-01T00:00:00Z
 
 @dataclass(frozen=True)
 class ExportOptions:
-    lang: str = "en"  # en | zh | both
+    lang: LangChoice = "en"
     answers: bool = True  # instructor sheet (answers, key points) or student sheet
     with_code: bool = False  # include the reference solution's source
     title: str = "aiprep questions"
@@ -54,7 +54,7 @@ class Item:
 
     @property
     def topic(self) -> str:
-        return self.id.split(".", 1)[0]
+        return topic_of(self.id)
 
 
 def items(root: Path, records: Sequence[Record], options: ExportOptions) -> list[Item]:
@@ -74,27 +74,10 @@ def render(fmt: str, exported: Sequence[Item], options: ExportOptions) -> bytes:
     return data
 
 
-def langs(options: ExportOptions) -> tuple[str, ...]:
-    return LANGS if options.lang == "both" else (options.lang,)
+def langs(options: ExportOptions) -> tuple[Lang, ...]:
+    return lang_choice(options.lang)
 
 
 def text(value: dict[str, str], options: ExportOptions, sep: str = "\n\n") -> str:
     """A bilingual text in the export's language(s); ``both`` joins English then Chinese."""
-    return sep.join(value[lg] for lg in langs(options))
-
-
-def write_atomic(path: Path, data: bytes, *, force: bool = False) -> None:
-    """Write ``data`` to ``path`` all at once; FileExistsError unless ``force``."""
-    if path.exists() and not force:
-        raise FileExistsError(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return bilingual(value, options.lang, sep)
