@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast smoke lint schema bench check-coverage clean
+.PHONY: install demo test test-fast smoke lint schema docs bench check-coverage clean
 
 install: $(STAMP)
 
@@ -33,7 +33,7 @@ test-fast: install
 smoke: install
 	$(BIN)/aiprep smoke --junit smoke-junit.xml --json smoke.json
 
-## Style, types, the content linter, and the committed JSON Schema being current.
+## Style, types, the content linter, the committed JSON Schemas and README table current.
 lint: install
 	$(BIN)/ruff check src solutions tests
 	$(BIN)/ruff format --check src solutions tests
@@ -43,6 +43,11 @@ lint: install
 		|| { echo "schema/question.schema.json is stale: run make schema"; exit 1; }
 	$(BIN)/aiprep schema --export | diff -u schema/export.schema.json - \
 		|| { echo "schema/export.schema.json is stale: run make schema"; exit 1; }
+	$(BIN)/python -m aiprep._docs --check
+
+## The README's command table, from the commands' own parameters and help.
+docs: install
+	$(BIN)/python -m aiprep._docs
 
 ## Regenerate the JSON Schemas: question files (for YAML editors) and JSON exports.
 schema: install
