@@ -189,6 +189,26 @@ def test_show_prints_as_of_beside_the_answer(good_bank: Path) -> None:
     assert "as of" not in out  # undated
 
 
+def test_show_lists_the_references_after_the_answer(good_bank: Path) -> None:
+    path = good_bank / "questions" / "alpha" / "gradient_clipping.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + "references:\n  - title: Pascanu et al. 2013, on exploding gradients\n"
+        + "    url: https://arxiv.org/abs/1211.5063\n",
+        encoding="utf-8",
+    )
+    _, out = invoke("show", "alpha.gradient_clipping", bank=good_bank)
+    assert "arxiv.org" not in out  # with the answer only
+    _, out = invoke("show", "alpha.gradient_clipping", "--answer", "--lang", "both", bank=good_bank)
+    assert "References / 参考资料" in out
+    assert "Pascanu et al. 2013, on exploding gradients https://arxiv.org/abs/1211.5063" in out
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("https://arxiv", "ftp://arxiv"), encoding="utf-8"
+    )
+    code, out = invoke("validate", str(good_bank))
+    assert code == 2 and "gradient_clipping.yaml" in out and "url" in out
+
+
 def test_validate_stale_lists_old_answers_and_exits_0(good_bank: Path) -> None:
     as_of, this_month = _dated_bank(good_bank, 7)
     code, out = invoke("validate", "--stale", "6", str(good_bank))

@@ -239,6 +239,33 @@ def test_as_of_shows_beside_the_answer_in_every_format(fmt: str) -> None:
     assert "2025-06" not in _readable(export(QUIZ_BANK, fmt, answers=False))
 
 
+@pytest.mark.parametrize("fmt", ["md", "html", "anki", "gift", "moodle-xml", "qti"])
+def test_references_follow_the_answer_in_every_format(fmt: str) -> None:
+    """strategy.moat cites one reference: every sheet with answers links it, in both
+    languages' headings; a student sheet leaves it out with the answer."""
+    text = _readable(export(QUIZ_BANK, fmt))
+    assert "Distribution beats product (essay, section 2)" in text
+    assert "example.org/moats" in text  # escaped as each format escapes (GIFT, XML, HTML)
+    if fmt in ("md", "html", "anki"):
+        assert "References" in text and "参考资料" in _readable(export(QUIZ_BANK, fmt, lang="zh"))
+    assert "example.org/moats" not in _readable(export(QUIZ_BANK, fmt, answers=False))
+
+
+def test_json_export_keeps_references_with_the_answers() -> None:
+    questions = json.loads(export(QUIZ_BANK, "json"))["questions"]
+    cited = {q["id"]: q["references"] for q in questions if q["references"]}
+    assert cited == {
+        "strategy.moat": [
+            {
+                "title": "Distribution beats product (essay, section 2)",
+                "url": "https://example.org/moats?a=1&b=2",
+            }
+        ]
+    }
+    students = json.loads(export(QUIZ_BANK, "json", answers=False))["questions"]
+    assert all("references" not in q for q in students)
+
+
 def test_json_export_keeps_as_of() -> None:
     questions = json.loads(export(QUIZ_BANK, "json"))["questions"]
     assert {q["id"]: q["as_of"] for q in questions if q["as_of"]} == {"strategy.moat": "2025-06"}

@@ -577,6 +577,7 @@ _PATTERN_FIX = {
     "tags": "use lowercase kebab-case, e.g. image-classification",
     "source": "name the seed file, e.g. 000_2f9af281971e9fad.txt",
     "as_of": "write the month the facts were checked as YYYY-MM, e.g. 2026-11",
+    "references": "give the full http(s) address, e.g. https://arxiv.org/abs/2307.09288",
 }
 
 

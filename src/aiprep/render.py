@@ -96,6 +96,7 @@ _HEAD = {
         "choices": "Choices",
         "hints": "Hints",
         "as_of": "as of",
+        "references": "References",
     },
     "zh": {
         "answer": "参考答案",
@@ -103,6 +104,7 @@ _HEAD = {
         "choices": "选项",
         "hints": "提示",
         "as_of": "信息截至",
+        "references": "参考资料",
     },
 }
 
@@ -153,6 +155,13 @@ def question_page(q: Record, lang: LangChoice, *, answer: bool = False) -> Rende
             parts += [Text(), head, markdown(q["answer"][lg])]
             parts += [Text(), Text(heads["key_points"], style="bold green")]
             parts += [Text(f"  ☐ {kp[lg]}") for kp in q["key_points"]]
+    if answer and q.get("references"):  # once, after the answer in every language
+        title = " / ".join(_HEAD[lg]["references"] for lg in shown)
+        parts += [Text(), Text(title, style="bold green")]
+        for ref in q["references"]:
+            line = Text(f"  · {ref['title']} ")
+            line.append(ref["url"], style=f"dim link {ref['url']}")
+            parts.append(line)
     source = q["source"]
     if source != "original":
         where = "; ".join(f"{s['seed']} § {s['section']}" for s in source)

@@ -58,6 +58,17 @@ class Choice(_Strict):
     why: Bilingual = Field(description="Why this option is right or wrong, shown after grading.")
 
 
+class Reference(_Strict):
+    """A source that backs a figure or claim in the answer: a paper, official docs, a law."""
+
+    title: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="What it is, as a reader would cite it (e.g. 'Llama 2 paper, Table 2')."
+    )
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] = Field(
+        description="Where to read it (http or https)."
+    )
+
+
 class SeedSource(_Strict):
     """Where in the seed articles a question comes from."""
 
@@ -102,6 +113,11 @@ class Question(_Strict):
         default=None,
         description="YYYY-MM when the answer's facts that age (regulation, prices, market "
         "figures, hardware, model names) were last checked; shown beside the answer.",
+    )
+    references: list[Reference] = Field(
+        default_factory=list,
+        description="Papers, official docs or laws behind the answer's published figures and "
+        "claims; shown after the answer by `show --answer` and every export.",
     )
 
     @property
@@ -188,6 +204,9 @@ class ExportQuestion(_Strict):
     see_also: list[QuestionId]
     as_of: AsOf | None = Field(
         default=None, description="YYYY-MM when the answer's dated facts were last checked."
+    )
+    references: list[Reference] | None = Field(
+        default=None, description="Absent on a student sheet."
     )
     code: str | None = Field(
         default=None, description="The reference solution's source (--with-code)."

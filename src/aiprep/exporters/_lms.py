@@ -19,7 +19,7 @@ from html import escape
 
 from aiprep.exporters import ExportOptions, Item
 from aiprep.exporters.document import Choice, Question, document
-from aiprep.exporters.html import block, code_block, inline, points_list
+from aiprep.exporters.html import block, code_block, inline, points_list, references_list
 
 # Characters XML 1.0 forbids; a stray one would make the whole file unparsable.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -81,6 +81,8 @@ def reference_html(q: Question) -> str | None:
     parts.append(block(q.answer).strip())
     if q.key_points:
         parts.append(points_list(q.key_points))
+    if q.references:
+        parts.append(references_list(q.references))
     if q.code is not None:
         parts.append(code_block(q.code, highlight=False))
     return xml_safe("\n".join(parts))

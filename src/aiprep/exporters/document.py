@@ -27,6 +27,7 @@ HEADS = {
         "with_answers": "answers included",
         "students": "student sheet, no answers",
         "as_of": "as of",
+        "references": "References",
     },
     "zh": {
         "contents": "目录",
@@ -40,6 +41,7 @@ HEADS = {
         "with_answers": "含参考答案",
         "students": "学生版，不含答案",
         "as_of": "信息截至",
+        "references": "参考资料",
     },
 }
 
@@ -66,6 +68,7 @@ class Question:
     code: str | None
     source: str  # plain text
     as_of: str | None  # "as of 2026-11" in the sheet's language(s), beside the answer; or None
+    references: list[tuple[str, str]] = field(default_factory=list)  # (title, url); answers only
 
 
 @dataclass
@@ -131,6 +134,11 @@ def document(items: Sequence[Item], options: ExportOptions) -> Document:
                     f"{heading('as_of', options)} {q['as_of']}"
                     if q.get("as_of") and options.answers
                     else None
+                ),
+                references=(
+                    [(r["title"], r["url"]) for r in q.get("references") or []]
+                    if options.answers
+                    else []
                 ),
             )
         )

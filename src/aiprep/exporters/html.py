@@ -97,6 +97,14 @@ def code_block(code: str, *, highlight: bool = True) -> str:
     return f'<pre><code class="language-python">{escape(code, quote=False)}</code></pre>'
 
 
+def references_list(references: Sequence[tuple[str, str]]) -> str:
+    """Each reference as a link that opens its source."""
+    items = "".join(
+        f'<li><a href="{escape(url)}">{escape(title)}</a></li>' for title, url in references
+    )
+    return f'<ul class="references">{items}</ul>'
+
+
 def answer_sections(q: Question, heads: dict[str, str], *, highlight: bool = True) -> list[str]:
     """What a sheet with answers adds to a question: marked choices, answer, key points,
     the solution's source; nothing on a student sheet."""
@@ -108,6 +116,8 @@ def answer_sections(q: Question, heads: dict[str, str], *, highlight: bool = Tru
         out.append(f"<h4>{escape(heads['answer'])}{dated}</h4>\n{block(q.answer)}")
     if q.key_points:
         out.append(f"<h4>{escape(heads['key_points'])}</h4>\n{points_list(q.key_points)}")
+    if q.references:
+        out.append(f"<h4>{escape(heads['references'])}</h4>\n{references_list(q.references)}")
     if q.code is not None:
         out.append(f"<h4>{escape(heads['code'])}</h4>\n{code_block(q.code, highlight=highlight)}")
     return out

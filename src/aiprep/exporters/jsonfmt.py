@@ -22,7 +22,7 @@ from aiprep.exporters import ExportOptions, Item, langs
 
 FORMAT = "aiprep-questions"
 VERSION = 1
-_ANSWER_FIELDS = ("answer", "key_points")
+_ANSWER_FIELDS = ("answer", "key_points", "references")
 
 
 def _texts(value: Any, keep: tuple[str, ...]) -> Any:

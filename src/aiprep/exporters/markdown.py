@@ -64,6 +64,10 @@ def _question(q: Question, doc: Document) -> list[str]:
         lines += [f"#### {h['key_points']}", ""]
         lines += [f"- [ ] {inert(k)}" for k in q.key_points]
         lines.append("")
+    if q.references:
+        lines += [f"#### {h['references']}", ""]
+        lines += [f"- [{inert(title)}](<{url}>)" for title, url in q.references]
+        lines.append("")
     if q.code is not None:
         fence = "`" * max([3, *(len(m) + 1 for m in re.findall(r"`{3,}", q.code))])
         lines += [f"#### {h['code']}", "", f"{fence}python", q.code.rstrip("\n"), fence, ""]
