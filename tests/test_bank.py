@@ -224,3 +224,16 @@ def test_validate_checks_the_solution_contract_without_importing_it(good_bank: P
     assert str(no_answer).endswith(
         'no ANSWER — add `ANSWER = ("build_model", ...)`: the functions a candidate writes'
     )
+
+
+def test_the_typed_record_has_every_field_of_the_schema() -> None:
+    """``bank.Record`` (what commands read, typed for mypy) is ``schema.Question`` dumped."""
+    from typing import get_type_hints
+
+    from aiprep.bank import Record
+    from aiprep.schema import Question
+
+    assert set(get_type_hints(Record)) == set(Question.model_fields)
+    bank = load_bank(GOOD_BANK, use_cache=False)
+    for record in bank.questions.values():
+        assert set(record) == set(Question.model_fields)

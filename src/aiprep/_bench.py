@@ -118,6 +118,7 @@ def measure_watch(question_id: str, compute_s: float | None) -> dict[str, float]
 
     bank = load_bank()
     module = bank.questions[question_id]["solution"]
+    assert module is not None, question_id
     with tempfile.TemporaryDirectory() as tmp:
         attempt = Path(tmp) / "attempt.py"
         shutil.copy(solution_path(bank.root, module), attempt)

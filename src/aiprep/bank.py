@@ -15,11 +15,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import yaml
 
 from aiprep.ids import topic_of
+from aiprep.lang import Bilingual
 from aiprep.paths import default_bank_root, user_home
 
 try:
@@ -27,7 +28,43 @@ try:
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader  # type: ignore[assignment]
 
-Record = dict[str, Any]
+
+class ChoiceRecord(TypedDict):
+    text: Bilingual
+    correct: bool
+    why: Bilingual
+
+
+class SeedRecord(TypedDict):
+    seed: str
+    section: str
+
+
+class ReferenceRecord(TypedDict):
+    title: str
+    url: str
+
+
+class Record(TypedDict):
+    """A validated question as the bank holds it (``schema.Question``, dumped to JSON types):
+    what ``show --json`` prints and every command reads."""
+
+    id: str
+    kind: str
+    difficulty: str
+    tags: list[str]
+    title: Bilingual
+    prompt: Bilingual
+    answer: Bilingual
+    key_points: list[Bilingual]
+    hints: list[Bilingual]
+    choices: list[ChoiceRecord] | None
+    solution: str | None
+    source: Literal["original"] | list[SeedRecord]  # or where in the seeds
+    see_also: list[str]
+    as_of: str | None
+    references: list[ReferenceRecord]
+
 
 _SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
 _CACHE_FORMAT = 1
@@ -184,8 +221,9 @@ def validate_and_date(paths: Iterable[Path] = ()) -> tuple[list[Problem], list[D
         problems += [p for p in found if any(_is_within(p.path, w) for w in wanted)]
         for qid, record in records.items():
             path = root / "questions" / Path(*qid.split(".")).with_suffix(".yaml")
-            if record.get("as_of") and any(_is_within(path, w) for w in wanted):
-                dated.append(Dated(path, _key_line(path, "as_of"), qid, record["as_of"]))
+            as_of = record.get("as_of")
+            if as_of and any(_is_within(path, w) for w in wanted):
+                dated.append(Dated(path, _key_line(path, "as_of"), qid, as_of))
     return sorted(set(problems)), sorted(dated)
 
 

@@ -8,13 +8,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from aiprep.bank import Bank, BankError, Record, load_bank
 from aiprep.ids import topic_of
 from aiprep.lang import LangChoice
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from aiprep.store import Store
 
 LANG_CHOICE = click.Choice(["en", "zh"])
 LANG_BOTH_CHOICE = click.Choice(["en", "zh", "both"])
@@ -43,7 +48,7 @@ class BankProblems(click.ClickException):
         click.echo(f"aiprep: {self.message}; run `aiprep validate` after fixing", err=True)
 
 
-def _console(stderr: bool = False) -> Any:
+def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, emoji=False)
@@ -330,7 +335,8 @@ def verify(
     """
     bank = _bank(ctx)
     q = _question(bank, question_id)
-    if not q["solution"]:
+    solution = q["solution"]
+    if not solution:
         raise BadInput(f"{question_id} is a {q['kind']} question: there is nothing to verify")
     if watch and as_json:
         raise BadInput("--watch and --json do not go together")
@@ -344,7 +350,7 @@ def verify(
         result = run_and_show(
             console,
             bank.root,
-            q["solution"],
+            solution,
             question_id,
             attempt=path,
             timeout=timeout,
@@ -353,7 +359,7 @@ def verify(
             show=not as_json,
         )
         if as_json:
-            _print_json({**_run_json(question_id, q["solution"], result), "attempt": str(path)})
+            _print_json({**_run_json(question_id, solution, result), "attempt": str(path)})
         if result.passed and not recorded:
             recorded = True
             card = _record_good(question_id)
@@ -423,7 +429,7 @@ def _require_terminal(command: str) -> None:
         )
 
 
-def _store() -> Any:
+def _store() -> Store:
     from aiprep.store import Store, StoreError
 
     try:
@@ -833,26 +839,24 @@ def smoke(
     from aiprep import smoke as smoke_lib
 
     bank = _bank(ctx)
-    records = [q for q in _selected(bank, topic, kind, (), tag) if q["solution"]]
-    records = _only_ids(bank, records, ids)
+    selected = _only_ids(bank, _selected(bank, topic, kind, (), tag), ids)
+    # question id -> its solution module, for the runnable ones
+    records = {q["id"]: module for q in selected if (module := q["solution"])}
     part = _shard_option(shard)
     if changed_ref is not None:
         try:
             changed = smoke_lib.changed_files(bank.root, changed_ref or None)
         except ValueError as e:
             raise BadInput(f"--changed: {e}") from None
-        keep = set(smoke_lib.affected(bank.root, [q["solution"] for q in records], changed))
-        records = [q for q in records if q["solution"] in keep]
+        keep = set(smoke_lib.affected(bank.root, list(records.values()), changed))
+        records = {qid: m for qid, m in records.items() if m in keep}
         if not records:
             _console().print("no solution is affected by the changes: nothing to run")
             return
     if part is not None:
-        mine = set(
-            smoke_lib.shard(
-                [q["solution"] for q in records], smoke_lib.read_timings(bank.root), *part
-            )
-        )
-        records = [q for q in records if q["solution"] in mine]
+        timings = smoke_lib.read_timings(bank.root)
+        mine = set(smoke_lib.shard(list(records.values()), timings, *part))
+        records = {qid: m for qid, m in records.items() if m in mine}
     if not records:
         raise BadInput("no runnable questions match these filters; see `aiprep list`")
     import time
@@ -864,7 +868,7 @@ def smoke(
         if path is not None and not path.absolute().parent.is_dir():
             raise BadInput(f"{path}: its folder does not exist")
     workers = jobs or os.cpu_count() or 1
-    queue = [Job(q["id"], q["solution"]) for q in records]
+    queue = [Job(qid, module) for qid, module in records.items()]
     console = _console()
     start = time.monotonic()
     with SmokeDisplay(console, queue) as display:
@@ -1000,9 +1004,8 @@ def check_coverage(
     console = _console()
     workers = jobs or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="aiprep-mutants-") as tmp:
-        runs = plan(
-            bank.root, [(q["id"], q["solution"]) for q in records], Path(tmp), mutants=mutants
-        )
+        runnable = [(q["id"], module) for q in records if (module := q["solution"])]
+        runs = plan(bank.root, runnable, Path(tmp), mutants=mutants)
         with SmokeDisplay(console, runs.jobs) as display:
             run_all(
                 bank.root,

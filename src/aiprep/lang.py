@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypedDict
 
 Lang = Literal["en", "zh"]
 LangChoice = Literal["en", "zh", "both"]  # what ``--lang`` accepts
 LANGS: tuple[Lang, ...] = ("en", "zh")
+
+
+class Bilingual(TypedDict):
+    """A text in both languages: every question field a person reads."""
+
+    en: str
+    zh: str
 
 
 def langs(choice: str) -> tuple[Lang, ...]:
@@ -18,6 +25,6 @@ def langs(choice: str) -> tuple[Lang, ...]:
     return (choice,)  # narrowed to Lang by the check above
 
 
-def bilingual(value: dict[str, str], choice: str, sep: str = "\n\n") -> str:
+def bilingual(value: Bilingual, choice: str, sep: str = "\n\n") -> str:
     """A bilingual text in ``choice``'s language(s), joined by ``sep`` for ``both``."""
     return sep.join(value[lg] for lg in langs(choice))

@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aiprep.bank import Bank, Record
-from aiprep.lang import LangChoice, bilingual
+from aiprep.lang import Bilingual, LangChoice, bilingual
 from aiprep.render import when
 from aiprep.schedule import Outcome, Session, due_again, pick
 from aiprep.starter import practice_filename, write_starter
@@ -230,10 +230,10 @@ class Asker:
     def console(self) -> Console:
         return self.term.console
 
-    def _text(self, value: dict[str, str]) -> str:
+    def _text(self, value: Bilingual) -> str:
         return bilingual(value, self.lang)
 
-    def _short(self, value: dict[str, str]) -> str:
+    def _short(self, value: Bilingual) -> str:
         return bilingual(value, self.lang, " / ")
 
     def ui(self, key: str, **values: object) -> str:
@@ -268,9 +268,10 @@ class Asker:
         self.console.print(Text(meta, style="dim"))
         self.console.print(Markdown(self._text(q["prompt"])))
         multiple_choice = q["kind"] == "multiple-choice"
-        letters = LETTERS[: len(q["choices"])] if multiple_choice else ""
+        choices = q["choices"] or []
+        letters = LETTERS[: len(choices)] if multiple_choice else ""
         if multiple_choice:
-            for letter, choice in zip(letters, q["choices"], strict=False):
+            for letter, choice in zip(letters, choices, strict=False):
                 self.console.print(_hanging(f"  {letter}. ", self._short(choice["text"])))
             self.console.print(self.ui("pick_all"), style="dim")
         picked: set[str] = set()
@@ -345,9 +346,10 @@ class Asker:
         self.console.print(self.ui("check_with", command=command), style="dim", soft_wrap=True)
 
     def _grade_choices(self, q: Record, picked: set[str]) -> int:
-        correct = {letter for letter, c in zip(LETTERS, q["choices"], strict=False) if c["correct"]}
+        choices = q["choices"] or []
+        correct = {letter for letter, c in zip(LETTERS, choices, strict=False) if c["correct"]}
         right = picked == correct
-        for letter, choice in zip(LETTERS, q["choices"], strict=False):
+        for letter, choice in zip(LETTERS, choices, strict=False):
             mark = "[green]✓[/]" if choice["correct"] else "[red]✗[/]"
             you = "›" if letter in picked else " "
             lead = Text.assemble(f"{you} ", Text.from_markup(mark), f" {letter}. ")

@@ -163,7 +163,7 @@ def question_page(q: Record, lang: LangChoice, *, answer: bool = False) -> Rende
             line.append(ref["url"], style=f"dim link {ref['url']}")
             parts.append(line)
     source = q["source"]
-    if source != "original":
+    if not isinstance(source, str):  # "original" needs no line
         where = "; ".join(f"{s['seed']} § {s['section']}" for s in source)
         parts += [Text(), Text(f"source: {where}", style="dim")]
     if q["see_also"]:

@@ -194,6 +194,8 @@ def starter_text(bank: Bank, q: Record) -> str:
         f"    aiprep verify {q['id']} <this file>\n\n"
         f"`aiprep show {q['id']}` prints the question; the checks are the reference's own.\n"
     )
+    if q["solution"] is None:
+        raise StarterError(f"{q['id']} has no solution to practise")
     return build_starter(bank.root, q["solution"], header)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiprep.bank import Record, solution_path
 from aiprep.ids import topic_of
-from aiprep.lang import Lang, LangChoice, bilingual
+from aiprep.lang import Lang, LangChoice
 from aiprep.lang import langs as lang_choice
 
 # format -> (module under aiprep.exporters, the usual file suffix)
@@ -76,8 +76,3 @@ def render(fmt: str, exported: Sequence[Item], options: ExportOptions) -> bytes:
 
 def langs(options: ExportOptions) -> tuple[Lang, ...]:
     return lang_choice(options.lang)
-
-
-def text(value: dict[str, str], options: ExportOptions, sep: str = "\n\n") -> str:
-    """A bilingual text in the export's language(s); ``both`` joins English then Chinese."""
-    return bilingual(value, options.lang, sep)

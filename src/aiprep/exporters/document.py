@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiprep.exporters import ExportOptions, Item, langs
+from aiprep.lang import Bilingual
 
 LETTERS = "ABCDEFGHIJ"
 HEADS = {
@@ -93,10 +94,10 @@ def heading(key: str, options: ExportOptions) -> str:
 def document(items: Sequence[Item], options: ExportOptions) -> Document:
     ls = langs(options)
 
-    def md(value: dict[str, str]) -> str:
+    def md(value: Bilingual) -> str:
         return "\n\n".join(value[lg].strip() for lg in ls)
 
-    def inline(value: dict[str, str]) -> str:
+    def inline(value: Bilingual) -> str:
         return " / ".join(value[lg].strip() for lg in ls)
 
     topics: dict[str, Topic] = {}
@@ -113,8 +114,8 @@ def document(items: Sequence[Item], options: ExportOptions) -> Document:
         ]
         source = q["source"]
         where = (
-            "original"
-            if source == "original"
+            source
+            if isinstance(source, str)
             else "; ".join(f"{s['seed']} § {s['section']}" for s in source)
         )
         topics.setdefault(item.topic, Topic(item.topic)).questions.append(
