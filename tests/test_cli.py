@@ -263,3 +263,62 @@ def test_the_terminal_table_wraps_titles_under_their_column() -> None:
     title_col = lines[0].index("title")
     continued = [line for line in lines[2:] if line[:title_col].strip() == ""]
     assert continued and all(line[title_col] != " " for line in continued)
+
+
+# -----------------------------------------------------------------------------
+# moved_from: ids are forever
+
+
+def _move(root: Path, old: str, new: str) -> Path:
+    """Move question ``old`` to ``new`` the way an author does: new path, new id,
+    ``moved_from: [old]``."""
+    (topic, slug), (new_topic, new_slug) = old.split("."), new.split(".")
+    src = root / "questions" / topic / f"{slug}.yaml"
+    dst = root / "questions" / new_topic / f"{new_slug}.yaml"
+    dst.parent.mkdir(exist_ok=True)
+    text = src.read_text(encoding="utf-8").replace(f"id: {old}", f"id: {new}", 1)
+    dst.write_text(text + f"moved_from: [{old}]\n", encoding="utf-8")
+    src.unlink()
+    return dst
+
+
+def test_progress_and_an_old_export_follow_a_moved_question(good_bank: Path) -> None:
+    from aiprep.store import Store
+
+    with Store() as store:
+        store.rate("alpha.gradient_clipping", 3, duration_ms=1)
+    code, exported = invoke("progress", "export", bank=good_bank)
+    assert code == 0 and "alpha.gradient_clipping" in exported
+    _move(good_bank, "alpha.gradient_clipping", "gamma.gradient_clipping")
+    code, out = invoke("stats", "--json", bank=good_bank)
+    topics = {t["topic"]: t for t in json.loads(out)["topics"]}
+    assert topics["gamma"]["seen"] == 1 and topics["alpha"]["seen"] == 0
+    with Store() as store:
+        store.reset()
+    old_export = good_bank / "old.json"
+    old_export.write_text(exported, encoding="utf-8")
+    code, out = invoke("progress", "import", str(old_export), bank=good_bank)
+    assert code == 0, out
+    with Store() as store:
+        assert set(store.cards()) == {"gamma.gradient_clipping"}
+
+
+def test_validate_holds_an_old_id_to_one_question(good_bank: Path) -> None:
+    moved = _move(good_bank, "alpha.gradient_clipping", "gamma.gradient_clipping")
+    assert invoke("validate", str(good_bank))[0] == 0
+    other = good_bank / "questions" / "alpha" / "pick_optimizer.yaml"
+    other.write_text(
+        other.read_text(encoding="utf-8") + "moved_from: [alpha.gradient_clipping]\n",
+        encoding="utf-8",
+    )
+    code, out = invoke("validate", str(good_bank))
+    assert code == 2 and "also moved from 'alpha.gradient_clipping'" in out
+    other.write_text(
+        other.read_text(encoding="utf-8").replace(
+            "moved_from: [alpha.gradient_clipping]", "moved_from: [gamma.gradient_clipping]"
+        ),
+        encoding="utf-8",
+    )
+    code, out = invoke("validate", str(good_bank))
+    assert code == 2 and "moved_from names 'gamma.gradient_clipping', which is still" in out
+    assert moved.exists()

@@ -245,3 +245,21 @@ def test_cli_writes_an_apkg(tmp_path: Path) -> None:
     opts = ExportOptions()
     alpha = [q for q in records(QUIZ) if q["id"].startswith("alpha.")]
     assert out.read_bytes() == render(items(QUIZ, alpha, opts), opts)
+
+
+def test_a_moved_question_updates_its_old_note(col: Collection, tmp_path: Path) -> None:
+    """alpha.clipping re-homed as gamma.clipping (``moved_from: [alpha.clipping]``): the new
+    deck, imported over the old one, updates that note and adds none."""
+    opts = ExportOptions()
+    first = items(QUIZ, records(QUIZ), opts)
+    import_apkg(col, render(first, opts), tmp_path / "first.apkg")
+    moved = [
+        Item({**i.record, "id": "gamma.clipping", "moved_from": ["alpha.clipping"]})
+        if i.id == "alpha.clipping"
+        else i
+        for i in first
+    ]
+    log = import_apkg(col, render(moved, opts), tmp_path / "moved.apkg")
+    assert len(log.new) == 0 and col.note_count() == len(first)
+    note = notes(col)[genanki.guid_for("alpha.clipping")]
+    assert "gamma.clipping" in visible(note["Back"])  # the note now shows its new id

@@ -164,3 +164,28 @@ def test_questions_rated_again_come_back_in_the_session_once_due(tmp_path: Path)
         assert due_again(queue, session, store, later) == [{"id": "a.again"}]
         session.outcomes.append(Outcome("a.again", None, 1.0))  # skipped when it came back
         assert due_again(queue, session, store, later) == []
+
+
+def test_progress_follows_a_moved_question(tmp_path: Path) -> None:
+    store = Store(tmp_path / "p.sqlite3")
+    store.rate("concepts.attention", 3, duration_ms=1, source="quiz")
+    store.rate("concepts.old_only_reviews", 1, duration_ms=1, source="quiz")
+    assert store.follow_moves({"concepts.attention": "nlp.attention"}) == 1
+    cards = store.cards()
+    assert "nlp.attention" in cards and "concepts.attention" not in cards
+    assert [r.question_id for r in store.reviews(["nlp.attention"])] == ["nlp.attention"]
+    assert store.reviews(["concepts.attention"]) == []
+    assert store.follow_moves({"concepts.attention": "nlp.attention"}) == 0  # idempotent
+    assert "concepts.old_only_reviews" in store.cards()  # not moved: untouched
+    store.close()
+
+
+def test_a_moved_card_keeps_the_newer_review_where_both_ids_have_one(tmp_path: Path) -> None:
+    store = Store(tmp_path / "p.sqlite3")
+    first, second = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    store.rate("nlp.attention", 1, at=first, duration_ms=1)  # older, under the new id
+    later = store.rate("concepts.attention", 4, at=second, duration_ms=1)
+    store.follow_moves({"concepts.attention": "nlp.attention"})
+    assert store.cards()["nlp.attention"].due == later.due
+    assert len(store.reviews(["nlp.attention"])) == 2
+    store.close()

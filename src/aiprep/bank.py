@@ -62,6 +62,7 @@ class Record(TypedDict):
     solution: str | None
     source: Literal["original"] | list[SeedRecord]  # or where in the seeds
     see_also: list[str]
+    moved_from: list[str]
     as_of: str | None
     references: list[ReferenceRecord]
 
@@ -100,6 +101,11 @@ class Bank:
 
     def __len__(self) -> int:
         return len(self.questions)
+
+    @property
+    def moves(self) -> dict[str, str]:
+        """Old id -> current id, for every question that moved (``moved_from``)."""
+        return {old: qid for qid, q in self.questions.items() for old in q["moved_from"]}
 
     def get(self, question_id: str) -> Record | None:
         return self.questions.get(question_id)
@@ -316,6 +322,31 @@ def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
                         path, _line_of(node, ("see_also", i)), "see_also names itself", "remove it"
                     )
                 )
+
+    claimed: dict[str, str] = {}  # an old id -> the question that says it moved from there
+    for qid, (question, path, node) in questions.items():
+        for i, old in enumerate(question.moved_from):
+            where = _line_of(node, ("moved_from", i))
+            if old in file_ids:
+                problems.append(
+                    Problem(
+                        path,
+                        where,
+                        f"moved_from names {old!r}, which is still a question",
+                        "delete or rename that file: an id belongs to one question",
+                    )
+                )
+            elif old in claimed:
+                problems.append(
+                    Problem(
+                        path,
+                        where,
+                        f"{claimed[old]} also moved from {old!r}",
+                        "an old id follows one question: keep it in one moved_from",
+                    )
+                )
+            else:
+                claimed[old] = qid
 
     wrong_answers = root / "tests" / "fixtures" / "wrong_answers"
     for module, path in _solution_modules(root):

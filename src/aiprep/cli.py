@@ -429,13 +429,18 @@ def _require_terminal(command: str) -> None:
         )
 
 
-def _store() -> Store:
+def _store(bank: Bank | None = None) -> Store:
+    """The learner's progress; with ``bank``, progress on questions that moved follows them
+    to their new ids first (``moved_from``)."""
     from aiprep.store import Store, StoreError
 
     try:
-        return Store()
+        store = Store()
     except StoreError as e:
         raise BadInput(str(e)) from None
+    if bank is not None:
+        store.follow_moves(bank.moves)
+    return store
 
 
 @cli.command()
@@ -475,7 +480,7 @@ def quiz(
 
     console = _console()
     _warm_for(records)
-    with _store() as store:
+    with _store(bank) as store:
         term = Terminal(console)
         with term.session():
             session = run_quiz(term, bank, records, store, lang, new)
@@ -520,7 +525,7 @@ def mock(
     from aiprep.schedule import pick_mock
 
     console = _console()
-    with _store() as store:
+    with _store(bank) as store:
         queue = pick_mock(
             records, store, minutes, seed if seed is not None else random.randrange(1 << 30)
         )
@@ -579,7 +584,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     from aiprep.store import now
     from aiprep.store import stats as compute
 
-    with _store() as store:
+    with _store(bank) as store:
         rows, streak = compute(store, {qid: topic_of(qid) for qid in bank.questions})
         reviews = len(store.reviews(bank.questions))
         cards = store.cards()
@@ -663,19 +668,28 @@ def export_progress(output: Path | None, force: bool) -> None:
 
 @progress.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_progress(path: Path) -> None:
-    """Merge an export into your progress (reviews added; the newer card wins)."""
+@click.pass_context
+def import_progress(ctx: click.Context, path: Path) -> None:
+    """Merge an export into your progress (reviews added; the newer card wins).
+
+    Progress on questions that have moved since the export follows them to their new ids.
+    """
     from aiprep.store import StoreError
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise BadInput(f"{path}: not JSON ({e})") from None
+    try:
+        moves = load_bank(ctx.obj).moves
+    except BankError:
+        moves = {}  # a broken bank must not block moving one's progress
     with _store() as store:
         try:
             cards, reviews = store.import_(data, origin=str(path))
         except StoreError as e:
             raise BadInput(str(e)) from None
+        store.follow_moves(moves)
     click.echo(f"imported {cards} card(s) and {reviews} review(s) from {path}")
 
 

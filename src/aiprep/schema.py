@@ -109,6 +109,12 @@ class Question(_Strict):
     )
     source: Literal["original"] | Annotated[list[SeedSource], Field(min_length=1)]
     see_also: list[QuestionId] = Field(default_factory=list)
+    moved_from: list[QuestionId] = Field(
+        default_factory=list,
+        description="The ids this question had before it moved (oldest first). Ids are "
+        "forever: the learner's progress, an old progress export and the Anki note follow "
+        "the question to its new id.",
+    )
     as_of: AsOf | None = Field(
         default=None,
         description="YYYY-MM when the answer's facts that age (regulation, prices, market "
@@ -202,6 +208,9 @@ class ExportQuestion(_Strict):
     solution: str | None
     source: Literal["original"] | list[SeedSource]
     see_also: list[QuestionId]
+    moved_from: list[QuestionId] = Field(
+        default_factory=list, description="The ids the question had before it moved."
+    )
     as_of: AsOf | None = Field(
         default=None, description="YYYY-MM when the answer's dated facts were last checked."
     )

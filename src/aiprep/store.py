@@ -246,6 +246,31 @@ class Store:
                 ).rowcount
         return taken, added
 
+    def follow_moves(self, moves: dict[str, str]) -> int:
+        """Carry the cards and reviews of questions that moved (old id -> new id) to their
+        new ids, in one transaction; where both ids have a card, the one reviewed last
+        wins. Idempotent. Returns how many old ids had progress."""
+        if not moves:
+            return 0
+        held = {qid for qid in self.cards() if qid in moves}
+        held |= {r.question_id for r in self.reviews(moves)}
+        if not held:
+            return 0
+        cards = self.cards()
+        with self._transaction() as db:
+            for old in sorted(held):
+                new = moves[old]
+                mine, theirs = cards.get(old), cards.get(new)
+                if mine is not None and (theirs is None or _last(mine) > _last(theirs)):
+                    _put_card(db, new, mine)
+                db.execute("DELETE FROM cards WHERE question_id = ?", (old,))
+                db.execute(
+                    "UPDATE OR IGNORE reviews SET question_id = ? WHERE question_id = ?",
+                    (new, old),
+                )
+                db.execute("DELETE FROM reviews WHERE question_id = ?", (old,))  # duplicates
+        return len(held)
+
 
 # -----------------------------------------------------------------------------
 # Statistics

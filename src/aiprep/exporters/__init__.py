@@ -56,6 +56,11 @@ class Item:
     def topic(self) -> str:
         return topic_of(self.id)
 
+    @property
+    def first_id(self) -> str:
+        """The id the question was first published under (its oldest ``moved_from``)."""
+        return str((self.record["moved_from"] or [self.id])[0])
+
 
 def items(root: Path, records: Sequence[Record], options: ExportOptions) -> list[Item]:
     """The records, sorted by id, with their solution's source when ``with_code``."""

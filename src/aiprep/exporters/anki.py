@@ -152,7 +152,7 @@ def render(items: Sequence[Item], options: ExportOptions) -> bytes:
         for q in topic.questions:
             fields = [_front(q), _hints(q), _back(q, doc.heads, options)]
             tags = _tags(by_id[q.id])
-            guid = genanki.guid_for(q.id)
+            guid = genanki.guid_for(by_id[q.id].first_id)  # a moved question keeps its note
             deck.add_note(genanki.Note(model=model, fields=fields, tags=tags, guid=guid))
             mtimes[guid] = _mtime(fields, tags)
         decks.append(deck)
