@@ -54,3 +54,30 @@ def test_importing_the_kit_loads_no_tensorflow() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_run_seed_runs_the_code_as_printed_and_records_what_it_raised() -> None:
+    from aiprep.kit import SolutionReport, run_seed
+
+    seed = "import numpy as np\nx = data * 2\nprint('noise')\ny = x.reshape(3)\n"
+    run = run_seed(seed, {"data": [1, 2]}, replace=[("import numpy as np\n", "")])
+    assert isinstance(run.error, AttributeError) and run.namespace["x"] == [1, 2, 1, 2]
+    report = SolutionReport("t.seed")
+    assert report.expect_raise(
+        "original raises AttributeError", run.error, AttributeError, "reshape"
+    )
+    assert not report.expect_raise("original raises TypeError", run.error, TypeError, "reshape")
+    assert [f.passed for f in report.seed_facts] == [True, False]
+    assert report.metrics[0].value == "AttributeError: 'list' object has no attribute 'reshape'"
+    assert not report.checks  # facts about the seed are never the candidate's verdict
+    clean = run_seed("y = 1\n")
+    assert clean.error is None and clean.namespace["y"] == 1
+
+
+def test_run_seed_refuses_a_substitution_that_does_not_apply() -> None:
+    import pytest
+
+    from aiprep.kit import run_seed
+
+    with pytest.raises(ValueError, match="is not in the seed's code"):
+        run_seed("x = 1\n", replace=[("import tensorflow as tf\n", "")])

@@ -22,7 +22,11 @@ Comparisons and measurements
     ``accuracy(model, x, y)`` (``aiprep.kit.metrics``): arg-max accuracy of a Keras-like model.
 
 Debug questions (``aiprep.kit.seed_code``)
-    ``raised(error, kind, words)``, ``describe(error, words)``: what a seed's code raised.
+    ``run_seed(source, namespace, replace=[(old, new)])`` -> ``SeedRun(error, namespace)``:
+    the seed's code run as printed (except the named substitutions), what it raised and
+    the names it left; ``SolutionReport.expect_raise(name, error, kind, words, detail)``
+    records "it raises kind(...words...)" as a seed fact. ``raised(error, kind, words)``
+    and ``describe(error, words)`` are the pieces.
 
 Synthetic data (``aiprep.kit.synthetic``)
     Seeded generators: ``digit_images``, ``class_images``, ``ring_of_gaussians``,
@@ -44,7 +48,7 @@ if TYPE_CHECKING:  # for type checkers and `smoke --changed`'s import graph; loa
     from aiprep.kit.compare import Comparison
     from aiprep.kit.metrics import accuracy
     from aiprep.kit.report import Check, Metric, SolutionReport, print_check_of
-    from aiprep.kit.seed_code import describe, raised
+    from aiprep.kit.seed_code import SeedRun, describe, raised, run_seed
 
 _EXPORTS = {
     "SolutionReport": "report",
@@ -55,6 +59,8 @@ _EXPORTS = {
     "accuracy": "metrics",
     "raised": "seed_code",
     "describe": "seed_code",
+    "run_seed": "seed_code",
+    "SeedRun": "seed_code",
 }
 _SUBMODULES = ("report", "events", "compare", "metrics", "seed_code", "synthetic")
 
@@ -62,6 +68,7 @@ __all__ = [
     "Check",
     "Comparison",
     "Metric",
+    "SeedRun",
     "SolutionReport",
     "accuracy",
     "compare",
@@ -71,6 +78,7 @@ __all__ = [
     "print_check_of",
     "raised",
     "report",
+    "run_seed",
     "seed_code",
     "synthetic",
 ]

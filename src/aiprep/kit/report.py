@@ -92,6 +92,23 @@ class SolutionReport:
         self.seed_facts.append(found)
         return found.passed
 
+    def expect_raise(
+        self,
+        name: str,
+        error: BaseException | None,
+        kind: type[BaseException],
+        words: str,
+        detail: str = "",
+    ) -> bool:
+        """The seed fact "``name``": ``error`` (what the seed's code raised, from
+        ``run_seed``) is a ``kind`` whose message contains ``words``. Also records the
+        metric "``name``: raised" with the exception's type and the line naming ``words``.
+        """
+        from aiprep.kit.seed_code import describe, raised
+
+        self.metric(f"{name}: raised", describe(error, words) if error else "nothing")
+        return self.seed_fact(name, raised(error, kind, words), "==", 1, detail)
+
     @property
     def passed(self) -> bool:
         """The verdict: at least one check, and every check holds (seed facts aside)."""
