@@ -1,4 +1,4 @@
-"""The claim in concepts.training_efficiency about XLA under MirroredStrategy stays true.
+"""The claim in training.training_efficiency about XLA under MirroredStrategy stays true.
 
 The answer says what happened here (tensorflow 2.21, tf_keras 2.21, two logical CPU
 devices): `compile(jit_compile=True)` + `fit` under a 2-replica `MirroredStrategy` fails

@@ -32,7 +32,7 @@ LIST_TARGET, SHOW_TARGET = 1.3, 1.5
 SMOKE_TARGET = 0.15
 MAX_COMPUTE, MEDIAN_COMPUTE = 20.0, 12.0
 WATCH_SLACK = 1.0
-PLAIN_ID = "concepts.gan_mode_collapse"  # a prompt without Markdown
+PLAIN_ID = "generative.gan_mode_collapse"  # a prompt without Markdown
 MARKDOWN_ID = "training.digits_mlp"  # a prompt with Markdown (inline code)
 WATCH_ID = "training.digits_mlp"
 
