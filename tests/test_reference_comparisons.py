@@ -45,18 +45,35 @@ def _comparing_solutions() -> list[str]:
 
 COMPARING = _comparing_solutions()
 
-# One process per oneDNN setting runs every solution's comparisons (TensorFlow's import,
-# about 3 s, is paid twice, not twice per solution); a solution that raises is reported.
+# One process per oneDNN setting imports TensorFlow (about 3 s, paid twice, not twice per
+# solution) and forks a fresh child per solution, before TensorFlow's runtime starts: a
+# solution may configure devices (logical CPUs), which only a fresh runtime allows. A
+# solution that raises is reported.
 _CHILD = """
-import importlib, json, sys, traceback
+import importlib, json, os, sys, traceback
+import tensorflow  # noqa: F401  (imported once; its runtime starts in each child)
 found = {}
 for name in sys.argv[1:]:
-    try:
-        module = importlib.import_module("solutions." + name)
-        got = module.reference_comparisons(module)
-        found[name] = {k: [c.tolerance_used, c.max_abs_diff, c.detail] for k, c in got.items()}
-    except Exception:
-        found[name] = traceback.format_exc(limit=3)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            module = importlib.import_module("solutions." + name)
+            got = module.reference_comparisons(module)
+            out = {k: [c.tolerance_used, c.max_abs_diff, c.detail] for k, c in got.items()}
+        except Exception:
+            out = traceback.format_exc(limit=3)
+        os.write(write, json.dumps(out).encode())
+        os._exit(0)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    _, status = os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    found[name] = json.loads(data) if data else f"child exited with status {status}"
 print(json.dumps(found))
 """
 

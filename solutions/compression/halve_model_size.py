@@ -244,54 +244,30 @@ def check(impl: object) -> SolutionReport:
     data = make_data()
     shape, k = data.x_train.shape[1:], data.num_classes
 
+    # Every size is gzipped TFLite bytes; every accuracy is a TFLite file's own, run by the
+    # interpreter on the 3000 test images (what would ship, not the Keras object), the two
+    # students included, so that their comparison is like for like.
+    size: dict[str, int] = {}
+    acc: dict[str, float] = {}
+
+    def measure(name: str, model_bytes: bytes) -> None:
+        """Record the file's gzipped size and test accuracy under ``name``."""
+        size[name] = gzipped_size(model_bytes)
+        acc[name] = tflite_accuracy(model_bytes, data.x_test, data.y_test)
+        report.metric(f"{name}: gzipped TFLite size", size[name] / 1024, "KB")
+        report.metric(f"{name}: test accuracy", acc[name])
+
     keras.utils.set_random_seed(SEED)
     teacher = build_teacher(shape, k)
     fit_on_labels(teacher, data.x_train, data.y_train, TEACHER_EPOCHS, "train teacher")
     original = float_tflite(teacher)  # measured before anything can touch the teacher
+    report.metric("teacher parameters", int(teacher.count_params()))
 
-    # 1. Pruning, 2. quantization of the pruned model: the deliverable.
+    # 1. Pruning.
     keras.utils.set_random_seed(SEED)
     pruned = impl.prune(teacher, data.x_train, data.y_train, TARGET_SPARSITY)  # type: ignore[attr-defined]
-    events.start("convert to TFLite", 2)
-    pruned_float = float_tflite(pruned)
-    events.advance("convert to TFLite", 1)
-    final = bytes(impl.quantize(pruned))  # type: ignore[attr-defined]
-    events.advance("convert to TFLite", 2)
-
-    # 3. Distillation: the same student architecture, soft targets vs hard labels.
-    # Both students see the same 300 training images: one their labels, the other the
-    # teacher's soft outputs on them (the teacher learned from all 1000).
-    x_few, y_few = data.x_train[:STUDENT_IMAGES], data.y_train[:STUDENT_IMAGES]
-    keras.utils.set_random_seed(SEED)
-    scratch = build_student(shape, k)
-    fit_on_labels(scratch, x_few, y_few, STUDENT_EPOCHS, "train student on labels")
-    keras.utils.set_random_seed(SEED)
-    given = build_student(shape, k)
-    student = impl.distill(teacher, given, x_few, y_few)  # type: ignore[attr-defined]
-
-    # Every size is gzipped TFLite bytes; every accuracy is a TFLite file's own, run by the
-    # interpreter on the 3000 test images (what would ship, not the Keras object), the two
-    # students included, so that their comparison is like for like.
-    steps = {
-        "original (float32)": original,
-        "pruned (float32)": pruned_float,
-        "pruned + quantized (int8 weights)": final,
-        "distilled student (float32)": float_tflite(student),
-        "student from scratch (float32)": float_tflite(scratch),
-    }
-    size = {name: gzipped_size(b) for name, b in steps.items()}
-    acc = {name: tflite_accuracy(b, data.x_test, data.y_test) for name, b in steps.items()}
-    for name in steps:
-        report.metric(f"{name}: gzipped TFLite size", size[name] / 1024, "KB")
-        report.metric(f"{name}: test accuracy", acc[name])
-    scratch_acc = acc["student from scratch (float32)"]
     sparsity = kernel_sparsity(pruned)
-    report.metric("teacher parameters", int(teacher.count_params()))
-    report.metric("student parameters", int(scratch.count_params()))
     report.metric("pruned kernel sparsity (zeros counted)", sparsity)
-    report.metric("pruned + quantized: int8 scales / output channels", scales_per_tensor(final))
-
-    ratio = size["original (float32)"] / size["pruned + quantized (int8 weights)"]
     report.check(
         "pruned kernel sparsity",
         sparsity,
@@ -299,6 +275,17 @@ def check(impl: object) -> SolutionReport:
         TARGET_SPARSITY - 0.01,
         f"exact zeros in the Dense kernels, target {TARGET_SPARSITY}",
     )
+
+    # 2. Quantization of the pruned model: the deliverable.
+    events.start("convert to TFLite", 2)
+    pruned_float = float_tflite(pruned)
+    events.advance("convert to TFLite", 1)
+    final = bytes(impl.quantize(pruned))  # type: ignore[attr-defined]
+    events.advance("convert to TFLite", 2)
+    measure("original (float32)", original)
+    measure("pruned (float32)", pruned_float)
+    measure("pruned + quantized (int8 weights)", final)
+    report.metric("pruned + quantized: int8 scales / output channels", scales_per_tensor(final))
     report.check(
         "pruning alone: size ratio (gzipped)",
         size["original (float32)"] / size["pruned (float32)"],
@@ -313,6 +300,7 @@ def check(impl: object) -> SolutionReport:
         2.0,
         "int8 weights: 1 byte instead of 4 (zeros compressed either way)",
     )
+    ratio = size["original (float32)"] / size["pruned + quantized (int8 weights)"]
     report.check(
         "final size ratio original / pruned + quantized (gzipped TFLite)",
         ratio,
@@ -327,6 +315,18 @@ def check(impl: object) -> SolutionReport:
         0.01,
         "at most one point lost",
     )
+
+    # 3. Distillation: the same student architecture, soft targets vs hard labels.
+    # Both students see the same 300 training images: one their labels, the other the
+    # teacher's soft outputs on them (the teacher learned from all 1000).
+    x_few, y_few = data.x_train[:STUDENT_IMAGES], data.y_train[:STUDENT_IMAGES]
+    keras.utils.set_random_seed(SEED)
+    scratch = build_student(shape, k)
+    fit_on_labels(scratch, x_few, y_few, STUDENT_EPOCHS, "train student on labels")
+    report.metric("student parameters", int(scratch.count_params()))
+    keras.utils.set_random_seed(SEED)
+    given = build_student(shape, k)
+    student = impl.distill(teacher, given, x_few, y_few)  # type: ignore[attr-defined]
     report.check(
         "distill returns the student (its parameter count)",
         float(student.count_params() == given.count_params()),
@@ -335,9 +335,11 @@ def check(impl: object) -> SolutionReport:
         f"the {given.count_params()}-weight student is what gets scored; the teacher "
         f"({teacher.count_params()} weights) returned instead would beat the scratch student",
     )
+    measure("distilled student (float32)", float_tflite(student))
+    measure("student from scratch (float32)", float_tflite(scratch))
     report.check(
         "distilled - scratch student accuracy",
-        acc["distilled student (float32)"] - scratch_acc,
+        acc["distilled student (float32)"] - acc["student from scratch (float32)"],
         ">=",
         0.01,
         "same student, same 300 images: soft targets beat hard labels",

@@ -276,8 +276,14 @@ class Runs:
     seen_2: Seen  # ... and of the mirrored run
 
 
-def train_on_1_and_2_replicas(impl: object) -> Runs:
-    """Run ``impl.train`` under ``impl.make_strategy`` on DEVICES[:1] and on DEVICES."""
+def train_on_1_and_2_replicas(
+    impl: object, on_strategy: Callable[[int, int], None] | None = None
+) -> Runs:
+    """Run ``impl.train`` under ``impl.make_strategy`` on DEVICES[:1] and on DEVICES.
+
+    ``on_strategy(devices asked for, replicas in sync)`` is called for each strategy as
+    soon as it is made, before anything trains on it (``check`` checks the count there).
+    """
     use_logical_cpus(len(DEVICES))  # first: before anything touches TensorFlow's devices
     data = make_data()
     input_shape, num_classes = data.x_train.shape[1:], data.num_classes
@@ -289,6 +295,9 @@ def train_on_1_and_2_replicas(impl: object) -> Runs:
     runs = {}
     for devices in (DEVICES[:1], DEVICES):
         strategy = impl.make_strategy(devices)  # type: ignore[attr-defined]
+        replicas = int(strategy.num_replicas_in_sync)
+        if on_strategy is not None:
+            on_strategy(len(devices), replicas)
         seen = Seen(strategy)
 
         def model_fn(seen: Seen = seen) -> keras.Model:
@@ -316,7 +325,7 @@ def train_on_1_and_2_replicas(impl: object) -> Runs:
             steps=STEPS,
             learning_rate=LEARNING_RATE,
         )
-        runs[len(devices)] = (int(strategy.num_replicas_in_sync), weights, seen)
+        runs[len(devices)] = (replicas, weights, seen)
     (replicas_1, weights_1, seen_1), (replicas_2, weights_2, seen_2) = runs[1], runs[2]
     return Runs(
         replicas_1,
@@ -357,34 +366,32 @@ def reference_comparisons(impl: object, runs: Runs | None = None) -> dict[str, C
 def check(impl: object) -> SolutionReport:
     """Train with ``impl.train`` on 1 and on 2 replicas from ``impl.make_strategy``; compare."""
     report = SolutionReport(solution="distributed.mirrored_strategy")
-    runs = train_on_1_and_2_replicas(impl)
-    weights_cmp = reference_comparisons(impl, runs)[WEIGHTS_CHECK]
-    # Losses measured here on the whole training set, not taken from the candidate's loop.
-    x, y = runs.data.x_train, runs.data.y_train
-    initial_loss = mean_loss(runs.reference, runs.initial_weights, x, y)
-    final_loss = mean_loss(runs.reference, runs.weights_2, x, y)
 
-    report.metric("replicas (1-device run)", runs.replicas_1)
-    report.metric("replicas (mirrored run)", runs.replicas_2)
+    def check_replicas(devices: int, replicas: int) -> None:
+        """Each strategy's replica count, checked before anything trains on it."""
+        if devices == 1:
+            report.metric("replicas (1-device run)", replicas)
+            report.check(
+                "replicas in sync (1-device run)",
+                replicas,
+                "==",
+                1,
+                "the baseline really is single-replica",
+            )
+        else:
+            report.metric("replicas (mirrored run)", replicas)
+            report.check(
+                "replicas in sync (mirrored run)",
+                replicas,
+                "==",
+                len(DEVICES),
+                "one replica per listed device",
+            )
+
+    runs = train_on_1_and_2_replicas(impl, on_strategy=check_replicas)
     report.metric("global batch size", GLOBAL_BATCH_SIZE)
     report.metric("steps", STEPS)
-    report.metric("initial train loss", initial_loss)
-    report.metric("final train loss (2 replicas)", final_loss)
-    report.metric("max |w_2rep - w_1rep|", weights_cmp.max_abs_diff)
-    report.check(
-        "replicas in sync (1-device run)",
-        runs.replicas_1,
-        "==",
-        1,
-        "the baseline really is single-replica",
-    )
-    report.check(
-        "replicas in sync (mirrored run)",
-        runs.replicas_2,
-        "==",
-        len(DEVICES),
-        "one replica per listed device",
-    )
+
     # Where the work ran, as the check's own model saw it.
     calls = runs.seen_1.in_scope + runs.seen_2.in_scope
     in_scope = float(np.mean(calls)) if calls else 0.0
@@ -438,6 +445,9 @@ def check(impl: object) -> SolutionReport:
         f"splits each global batch; strategy.run on an undistributed batch hands every "
         f"replica all {GLOBAL_BATCH_SIZE}: 0",
     )
+
+    weights_cmp = reference_comparisons(impl, runs)[WEIGHTS_CHECK]
+    report.metric("max |w_2rep - w_1rep|", weights_cmp.max_abs_diff)
     report.check(
         WEIGHTS_CHECK,
         weights_cmp.tolerance_used,
@@ -451,6 +461,13 @@ def check(impl: object) -> SolutionReport:
         f"replicas (~0.13, ~3e3); no all-reduce (each replica applies its own gradient) "
         f"~0.18, ~5e3; " + weights_cmp.detail,
     )
+
+    # Losses measured here on the whole training set, not taken from the candidate's loop.
+    x, y = runs.data.x_train, runs.data.y_train
+    initial_loss = mean_loss(runs.reference, runs.initial_weights, x, y)
+    final_loss = mean_loss(runs.reference, runs.weights_2, x, y)
+    report.metric("initial train loss", initial_loss)
+    report.metric("final train loss (2 replicas)", final_loss)
     report.check(
         "final / initial train loss",
         final_loss / initial_loss,

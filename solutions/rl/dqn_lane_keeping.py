@@ -305,49 +305,7 @@ def check(impl: object) -> SolutionReport:
 
     # 1. TD targets on a hand-made batch: two transitions end the episode (no bootstrap).
     td = reference_comparisons(impl)[TD_CHECK]
-
-    # 2. Train the candidate's network with the candidate's DQN loop.
-    keras.utils.set_random_seed(SEED)
-    env = make_data(SEED)
-    q_net = impl.build_q_network(env.obs_dim, env.num_actions)  # type: ignore[attr-defined]
-    t0 = time.perf_counter()
-    impl.train_dqn(q_net, env, total_steps=TOTAL_STEPS, seed=SEED)  # type: ignore[attr-defined]
-    train_s = time.perf_counter() - t0
-
-    # 3. Evaluate on 20 unseen episodes: greedy DQN policy vs random and steer-straight.
-    @tf.function
-    def greedy(obs: tf.Tensor) -> tf.Tensor:
-        return tf.argmax(q_net(obs, training=False), axis=-1)  # (n,)
-
-    dqn_return, dqn_length, dqn_on_road = evaluate(
-        lambda obs: greedy(tf.constant(obs)).numpy(), EVAL_SEEDS
-    )
-    policy_rng = synthetic.rng(SEED + 1)
-    random_return, random_length, _ = evaluate(
-        lambda obs: policy_rng.integers(0, 3, size=len(obs)), EVAL_SEEDS
-    )
-    straight_return, straight_length, _ = evaluate(lambda obs: np.ones(len(obs), int), EVAL_SEEDS)
-
-    # 4. Sanity of the values: rewards are <= 1, so no discounted return exceeds
-    # 1 / (1 - gamma) = 20. Q-values far above that are divergence (bootstrapping from a
-    # network that moves with every update), whatever the policy happens to do.
-    start_obs = np.stack([LaneKeepingEnv(s).reset() for s in EVAL_SEEDS])  # (20, 2)
-    max_start_q = float(np.max(q_net(start_obs, training=False)))
-    max_return = 1.0 / (1.0 - GAMMA)
-
     report.metric("max |td_targets - expected|", td.max_abs_diff)
-    report.metric("DQN greedy mean return", dqn_return)
-    report.metric("random policy mean return", random_return)
-    report.metric("steer-straight mean return", straight_return)
-    report.metric("best possible return (centred every step)", float(MAX_STEPS))
-    report.metric("max Q at evaluation start states", max_start_q)
-    report.metric("max discounted return 1/(1-gamma)", max_return)
-    report.metric("DQN greedy mean episode length", dqn_length, "steps")
-    report.metric("random policy mean episode length", random_length, "steps")
-    report.metric("steer-straight mean episode length", straight_length, "steps")
-    report.metric("DQN episodes that stay on the road", dqn_on_road)
-    report.metric("training environment steps", TOTAL_STEPS)
-    report.metric("train wall time", train_s, "s")
     report.check(
         TD_CHECK,
         td.tolerance_used,
@@ -358,6 +316,29 @@ def check(impl: object) -> SolutionReport:
         f"{RTOL:g}*|y| (reference 1.9e-7 apart); bootstrapping through the terminal rows (no "
         "1 - terminated) is 6.3 off at the last, 6.3e6 times outside; " + td.detail,
     )
+
+    # 2. Train the candidate's network with the candidate's DQN loop.
+    keras.utils.set_random_seed(SEED)
+    env = make_data(SEED)
+    q_net = impl.build_q_network(env.obs_dim, env.num_actions)  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    impl.train_dqn(q_net, env, total_steps=TOTAL_STEPS, seed=SEED)  # type: ignore[attr-defined]
+    train_s = time.perf_counter() - t0
+    report.metric("training environment steps", TOTAL_STEPS)
+    report.metric("train wall time", train_s, "s")
+
+    # 3. Evaluate on 20 unseen episodes: greedy DQN policy vs random and steer-straight.
+    @tf.function
+    def greedy(obs: tf.Tensor) -> tf.Tensor:
+        return tf.argmax(q_net(obs, training=False), axis=-1)  # (n,)
+
+    dqn_return, dqn_length, dqn_on_road = evaluate(
+        lambda obs: greedy(tf.constant(obs)).numpy(), EVAL_SEEDS
+    )
+    report.metric("DQN greedy mean return", dqn_return)
+    report.metric("best possible return (centred every step)", float(MAX_STEPS))
+    report.metric("DQN greedy mean episode length", dqn_length, "steps")
+    report.metric("DQN episodes that stay on the road", dqn_on_road)
     report.check(
         "DQN greedy steps on road / max steps",
         dqn_length / MAX_STEPS,
@@ -367,6 +348,15 @@ def check(impl: object) -> SolutionReport:
         "(reference 1.0); a target never re-synced after the first copy: 0.715; the seed's "
         "shared-layer target: 0.13",
     )
+    policy_rng = synthetic.rng(SEED + 1)
+    random_return, random_length, _ = evaluate(
+        lambda obs: policy_rng.integers(0, 3, size=len(obs)), EVAL_SEEDS
+    )
+    straight_return, straight_length, _ = evaluate(lambda obs: np.ones(len(obs), int), EVAL_SEEDS)
+    report.metric("random policy mean return", random_return)
+    report.metric("steer-straight mean return", straight_return)
+    report.metric("random policy mean episode length", random_length, "steps")
+    report.metric("steer-straight mean episode length", straight_length, "steps")
     report.check(
         "DQN return / random-policy return",
         dqn_return / random_return,
@@ -375,6 +365,15 @@ def check(impl: object) -> SolutionReport:
         "far beyond random steering (which leaves the road within ~20 steps; reference "
         "7.3x); a target never re-synced: 3.8x; the seed's shared-layer target: 0.6x",
     )
+
+    # 4. Sanity of the values: rewards are <= 1, so no discounted return exceeds
+    # 1 / (1 - gamma) = 20. Q-values far above that are divergence (bootstrapping from a
+    # network that moves with every update), whatever the policy happens to do.
+    start_obs = np.stack([LaneKeepingEnv(s).reset() for s in EVAL_SEEDS])  # (20, 2)
+    max_start_q = float(np.max(q_net(start_obs, training=False)))
+    max_return = 1.0 / (1.0 - GAMMA)
+    report.metric("max Q at evaluation start states", max_start_q)
+    report.metric("max discounted return 1/(1-gamma)", max_return)
     report.check(
         "max Q at evaluation start states",
         max_start_q,
