@@ -218,17 +218,7 @@ def check(impl: object) -> SolutionReport:
     t0 = time.perf_counter()
     history = impl.train(generator, discriminator, real)  # type: ignore[attr-defined]
     train_s = time.perf_counter() - t0
-    after = measure(generate(generator, N_EVAL, SEED + 2), real_eval)
     far = far_outputs(discriminator)  # (64, 1)
-    # The floor: the distance between two independent real samples of the same size.
-    real_again, _ = ring_of_gaussians(N_EVAL, MODES, RADIUS, STD, seed=SEED + 3)
-    floor = sliced_wasserstein(real_again, real_eval)
-
-    for name, value in before.items():
-        report.metric(f"untrained generator: {name}", value)
-    for name, value in after.items():
-        report.metric(f"trained generator: {name}", value)
-    report.metric("real vs real sliced Wasserstein", floor)
     report.metric("trained D output far from the data: min", float(far.min()))
     report.metric("trained D output far from the data: max", float(far.max()))
     report.check(
@@ -241,6 +231,16 @@ def check(impl: object) -> SolutionReport:
         "D: max 1.0, or 0.0 with oneDNN on). The R1 penalty and the from_logits=True losses "
         "are written for a logit",
     )
+
+    after = measure(generate(generator, N_EVAL, SEED + 2), real_eval)
+    # The floor: the distance between two independent real samples of the same size.
+    real_again, _ = ring_of_gaussians(N_EVAL, MODES, RADIUS, STD, seed=SEED + 3)
+    floor = sliced_wasserstein(real_again, real_eval)
+    for name, value in before.items():
+        report.metric(f"untrained generator: {name}", value)
+    for name, value in after.items():
+        report.metric(f"trained generator: {name}", value)
+    report.metric("real vs real sliced Wasserstein", floor)
     report.metric("final discriminator loss", np.mean(history["d_loss"][-100:]))
     report.metric("final generator loss", np.mean(history["g_loss"][-100:]))
     report.metric("train wall time", train_s, "s")

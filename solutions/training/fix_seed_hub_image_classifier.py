@@ -296,6 +296,15 @@ def check(impl: object) -> SolutionReport:
         fit_classifier(pretrained, x_source, y_source, PRETRAIN_EPOCHS, 3e-3, 64, "pre-train")
         keras.utils.set_random_seed(SEED)
         model = impl.build_transfer_model(pretrained, NUM_CLASSES)  # type: ignore[attr-defined]
+        out_shape = tuple(model.output_shape)
+        report.metric("model output shape", str(out_shape))
+        report.check(
+            "new head has one logit per task class",
+            float(out_shape == (None, NUM_CLASSES)),
+            "==",
+            1,
+            f"{NUM_CLASSES} classes, not the pretrained head's",
+        )
         before = [w.numpy().copy() for w in model.weights]  # to see what fit changes
         # The seed's fit call, on a model that has one now.
         model.fit(
@@ -314,8 +323,25 @@ def check(impl: object) -> SolutionReport:
             for w, old in zip(model.weights, before, strict=True)
             if id(w) not in head and not np.array_equal(w.numpy(), old)
         ]
-        out_shape = tuple(model.output_shape)
+        report.metric("backbone variables changed by fit", len(changed_backbone))
+        report.check(
+            "backbone frozen: only the new head changes in fit",
+            len(changed_backbone),
+            "==",
+            0,
+            "backbone.trainable = False keeps the pretrained weights bit for bit; without it "
+            "Adam(1e-2) rewrites all of them: " + ", ".join(changed_backbone[:3]),
+        )
         test_acc = accuracy(model, data.x_test, data.y_test)
+        report.metric("test accuracy", test_acc)
+        report.metric("chance accuracy", 1.0 / NUM_CLASSES)
+        report.check(
+            "test accuracy",
+            test_acc,
+            ">=",
+            0.75,
+            f"the new head learns the new task from {len(data.x_train)} images; chance is 0.25",
+        )
         # One file at a time, as the seed meant to: preprocess_image -> predict. The files
         # hold exactly `stored`, so the answers must be those for the arrays.
         file_pred = np.array(
@@ -327,33 +353,7 @@ def check(impl: object) -> SolutionReport:
         array_pred = np.argmax(model.predict(stored[:N_FILES], verbose=0), axis=-1)  # (N_FILES,)
         agreement = float((file_pred == array_pred).mean())
 
-    report.metric("model output shape", str(out_shape))
-    report.metric("test accuracy", test_acc)
-    report.metric("chance accuracy", 1.0 / NUM_CLASSES)
     report.metric(f"file-by-file predictions of {N_FILES} images", " ".join(map(str, file_pred)))
-    report.check(
-        "new head has one logit per task class",
-        float(out_shape == (None, NUM_CLASSES)),
-        "==",
-        1,
-        f"{NUM_CLASSES} classes, not the pretrained head's",
-    )
-    report.metric("backbone variables changed by fit", len(changed_backbone))
-    report.check(
-        "backbone frozen: only the new head changes in fit",
-        len(changed_backbone),
-        "==",
-        0,
-        "backbone.trainable = False keeps the pretrained weights bit for bit; without it "
-        "Adam(1e-2) rewrites all of them: " + ", ".join(changed_backbone[:3]),
-    )
-    report.check(
-        "test accuracy",
-        test_acc,
-        ">=",
-        0.75,
-        f"the new head learns the new task from {len(data.x_train)} images; chance is 0.25",
-    )
     report.metric("file vs array prediction agreement", agreement)
     report.check(
         "predictions from files match predictions from arrays",

@@ -197,6 +197,8 @@ def check(impl: object) -> SolutionReport:
         "early stopping": ({}, {"early_stopping": True}),
     }
     results = {}
+    # Each run's checks right after it: a remedy is judged against the baseline (run first)
+    # as soon as it has trained.
     for name, (model_kwargs, train_kwargs) in runs.items():
         keras.utils.set_random_seed(SEED)  # same initial weights and batch order for every run
         model = impl.build_model(input_shape, NUM_CLASSES, **model_kwargs)  # type: ignore[attr-defined]
@@ -222,18 +224,19 @@ def check(impl: object) -> SolutionReport:
             len(logged.get("loss", [])) if isinstance(logged, dict) else 0,
         )
 
-    # A model that fits only the true pattern scores ~0.7 on the noisy training labels and
-    # higher on the clean test labels: its gap is small or negative.
-    _, base_test, base_gap = results["baseline"]
-    report.check(
-        "baseline overfits: gap train - test",
-        base_gap,
-        ">=",
-        0.15,
-        "unregularized, the MLP memorises the wrong labels",
-    )
-    for name in list(runs)[1:]:
-        _, test_acc, gap = results[name]
+        _, base_test, base_gap = results["baseline"]
+        if name == "baseline":
+            # A model that fits only the true pattern scores ~0.7 on the noisy training
+            # labels and higher on the clean test labels: its gap is small or negative.
+            report.check(
+                "baseline overfits: gap train - test",
+                base_gap,
+                ">=",
+                0.15,
+                "unregularized, the MLP memorises the wrong labels",
+            )
+            continue
+        gap = results[name][2]  # this remedy's train - test
         report.check(
             f"{name}: gap shrinks vs baseline",
             base_gap - gap,
