@@ -42,6 +42,28 @@ def test_a_run_stops_at_the_first_failure_of_a_stop_at_check() -> None:
     assert [c.name for c in whole.report.checks] == ["2 + 2 == 4", "0 + 0 == 0"]
 
 
+def test_a_runs_temp_files_are_removed_even_when_it_is_stopped(tmp_path: Path) -> None:
+    """A run's TMPDIR is its own folder, removed by the caller: a run stopped at a failed
+    check (killed before its own cleanup) leaves nothing behind."""
+    where = tmp_path / "where.txt"
+    attempt = tmp_path / "attempt.py"
+    attempt.write_text(
+        "import tempfile\n\n"
+        "def add(a, b):\n"
+        "    folder = tempfile.mkdtemp()\n"
+        "    open(folder + '/big.bin', 'wb').write(b'0' * 1000)\n"
+        f"    open({str(where)!r}, 'w').write(folder)\n"
+        "    return a - b\n"
+    )
+    result = run_solution(
+        RUNNER_BANK, "crash.wrong_answer", attempt=attempt, stop_at=frozenset({"2 + 2 == 4"})
+    )
+    assert result.status == "stopped"
+    folder = Path(where.read_text())
+    assert folder.name and not folder.exists()
+    assert not folder.parent.exists()  # the run's TMPDIR itself
+
+
 def test_attempt_import_error_points_at_the_attempt(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("import numpy\n\ndef add(a, b):\n    return a +\n")

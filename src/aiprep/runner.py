@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import selectors
+import shutil
 import signal
 import sys
 import tempfile
@@ -180,6 +181,11 @@ def _worker(
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
+    # Its temp files go to a folder the caller removes, also when the run is killed (a
+    # stopped or timed-out run never reaches its own cleanup).
+    os.environ["TMPDIR"] = str(Path(log_path).with_suffix(".tmp"))
+    os.makedirs(os.environ["TMPDIR"], exist_ok=True)
+    tempfile.tempdir = None  # re-read TMPDIR (the fork server may have cached the default)
     from aiprep._child import run_check
 
     run_check(Path(root), module, os.dup(events.fileno()), Path(attempt) if attempt else None)
@@ -415,6 +421,7 @@ def _finish(run: _Running, why: str, verbose: bool) -> None:
         except OSError:
             text = ""
         job.output_tail = last_lines(text)
+    shutil.rmtree(run.log.with_suffix(".tmp"), ignore_errors=True)  # the run's TMPDIR
 
 
 def _copy_log(run: _Running) -> None:
