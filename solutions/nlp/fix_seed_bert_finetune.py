@@ -294,6 +294,16 @@ def check(impl: object) -> SolutionReport:
     # No try/except: a compiled loss that does not take integer class ids (the seed's
     # categorical_crossentropy) crashes here, and the run fails as a crash, traceback shown.
     losses = train(model, x_train, y_train)
+    if encoder is not None:
+        report_encoder_changed(report, encoder, encoder_before)
+    else:
+        report.check(
+            "training changed the encoder's weights",
+            0.0,
+            ">=",
+            0.5,
+            "no BERT (TFBertMainLayer) from the checkpoint found in the model",
+        )
 
     def predict(pair: np.ndarray, training: bool = False) -> tf.Tensor:  # (B, 2, T) -> (B, C)
         return model([pair[:, 0], pair[:, 1]], training=training)
@@ -312,16 +322,6 @@ def check(impl: object) -> SolutionReport:
         "logits under the string loss 'sparse_categorical_crossentropy', which takes "
         "probabilities, stay at chance (the wrong-answer fixture)",
     )
-    if encoder is not None:
-        report_encoder_changed(report, encoder, encoder_before)
-    else:
-        report.check(
-            "training changed the encoder's weights",
-            0.0,
-            ">=",
-            0.5,
-            "no BERT (TFBertMainLayer) from the checkpoint found in the model",
-        )
     return report
 
 

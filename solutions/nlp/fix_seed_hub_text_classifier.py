@@ -220,6 +220,7 @@ def check(impl: object) -> SolutionReport:
         verbose=0,
         callbacks=[events.keras_callback("fine-tune encoder + head")],
     )
+    report_encoder_changed(report, encoder, encoder_before)
     logits = model.predict(enc_test, batch_size=256, verbose=0)  # (N, num_labels)
     test_acc = float((np.argmax(logits, -1) == data.y_test).mean())
     report.metric("training loss per epoch", " ".join(f"{v:.3f}" for v in history.history["loss"]))
@@ -232,9 +233,6 @@ def check(impl: object) -> SolutionReport:
         1,
         "one score per class for every test sentence",
     )
-    # What the data allows one to claim: word counts alone, no encoder at all.
-    bow_acc = bag_of_words_accuracy(data)
-    report.metric("bag-of-words MLP test accuracy", bow_acc)
     report.check(
         "test accuracy",
         test_acc,
@@ -243,7 +241,10 @@ def check(impl: object) -> SolutionReport:
         "encoder + head trained with fit; a bag of words also solves this data (no negation), "
         "so this shows a pipeline that trains, not understanding",
     )
-    report_encoder_changed(report, encoder, encoder_before)
+    # What the data allows one to claim: word counts alone, no encoder at all. (It seeds
+    # itself, so running it last changes none of its numbers.)
+    bow_acc = bag_of_words_accuracy(data)
+    report.metric("bag-of-words MLP test accuracy", bow_acc)
     return report
 
 

@@ -307,14 +307,17 @@ def report_position_table(
     """Checks that the position embedding is learned: a trainable table, moved by training.
 
     ``before``: the tables' values before training. ``min_change``: the least max |change|
-    that counts as trained (Adam moves a weight by at most about lr a step).
+    that counts as trained (Adam moves a weight by at most about lr a step). Both halves
+    after training; a ``check`` that can stop early calls ``report_position_table_trainable``
+    as soon as the model is built and ``report_position_table_trained`` after training.
     """
-    change = max(
-        (float(np.abs(t.numpy() - b).max()) for t, b in zip(tables, before, strict=True)),
-        default=0.0,
-    )
+    report_position_table_trainable(report, tables)
+    report_position_table_trained(report, tables, before, min_change)
+
+
+def report_position_table_trainable(report: SolutionReport, tables: list[tf.Variable]) -> None:
+    """Checks that the model has a trainable position table: measurable before training."""
     report.metric("trainable position tables", len(tables))
-    report.metric("position table max |change| in training", change)
     report.check(
         "position table is a trainable weight",
         len(tables),
@@ -323,6 +326,17 @@ def report_position_table(
         "a learned (max_len, d_model) table in model.trainable_weights; an Embedding called "
         "on tf.range outside a layer's call is a frozen constant and lands at 0",
     )
+
+
+def report_position_table_trained(
+    report: SolutionReport, tables: list[tf.Variable], before: list[np.ndarray], min_change: float
+) -> None:
+    """Checks that training moved the position tables (``before``: their values before it)."""
+    change = max(
+        (float(np.abs(t.numpy() - b).max()) for t, b in zip(tables, before, strict=True)),
+        default=0.0,
+    )
+    report.metric("position table max |change| in training", change)
     report.check(
         "training changed the position table",
         change,
@@ -337,11 +351,28 @@ def check(impl: object) -> SolutionReport:
     """Hand-written attention vs Keras; learned positions; the classifier's held-out accuracy."""
     report = SolutionReport(solution="nlp.transformer_attention_classifier")
     comparisons = reference_comparisons(impl)
+    # Where the wrong answers land (tolerance used): the reason each bound is what it is.
+    why = {
+        NO_MASK: "without the 1/sqrt(d_k) scale it lands at ~8e4 (|diff| 1.6), without "
+        "the biases at ~3e4 (|diff| 0.3)",
+        PADDING_MASK: "a layer that ignores the mask lands at ~1e5 (|diff| 2.1)",
+    }
+    for name, cmp in comparisons.items():
+        report.metric(f"max |diff|, {name}", cmp.max_abs_diff)
+        report.check(
+            name,
+            cmp.tolerance_used,
+            "<=",
+            1,
+            f"|diff| <= {ATOL:g} + {RTOL:g}·|Keras|: float32 rounding of O(1) values summed in "
+            f"another order; {why[name]}; {cmp.detail}",
+        )
 
     data, vocab = make_data()
     keras.utils.set_random_seed(SEED)
     model = impl.build_classifier(len(vocab), MAX_LEN, data.num_classes)  # type: ignore[attr-defined]
     tables = position_tables(model, len(vocab), MAX_LEN)
+    report_position_table_trainable(report, tables)
     before = [t.numpy().copy() for t in tables]
     t0 = time.perf_counter()
     impl.train(  # type: ignore[attr-defined]
@@ -351,31 +382,14 @@ def check(impl: object) -> SolutionReport:
         callbacks=[events.keras_callback("train Transformer classifier")],
     )
     train_s = time.perf_counter() - t0
+    report_position_table_trained(report, tables, before, min_change=1e-2)
     logits = np.asarray(model.predict(data.x_test, batch_size=256, verbose=0))  # (N, 2)
     test_acc = float((logits.argmax(-1) == data.y_test).mean())
 
-    for name, cmp in comparisons.items():
-        report.metric(f"max |diff|, {name}", cmp.max_abs_diff)
     report.metric("test accuracy", test_acc)
     report.metric("chance accuracy", 1.0 / data.num_classes)
     report.metric("parameters", int(model.count_params()))
     report.metric("train wall time", train_s, "s")
-    # Where the wrong answers land (tolerance used): the reason each bound is what it is.
-    why = {
-        NO_MASK: "without the 1/sqrt(d_k) scale it lands at ~8e4 (|diff| 1.6), without "
-        "the biases at ~3e4 (|diff| 0.3)",
-        PADDING_MASK: "a layer that ignores the mask lands at ~1e5 (|diff| 2.1)",
-    }
-    for name, cmp in comparisons.items():
-        report.check(
-            name,
-            cmp.tolerance_used,
-            "<=",
-            1,
-            f"|diff| <= {ATOL:g} + {RTOL:g}·|Keras|: float32 rounding of O(1) values summed in "
-            f"another order; {why[name]}; {cmp.detail}",
-        )
-    report_position_table(report, tables, before, min_change=1e-2)
     report.check(
         "test accuracy",
         test_acc,
