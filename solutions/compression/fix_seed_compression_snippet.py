@@ -15,30 +15,32 @@ differ from the labels: the distilled student follows the teacher, not the label
 
 from __future__ import annotations
 
-import contextlib
-import io
 import types
+from typing import Protocol
 
 import numpy as np
 import tf_keras as keras
 
+from aiprep.kit import synthetic
 from aiprep.kit.metrics import accuracy
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import describe, raised
-from solutions.compression.halve_model_size import (  # noqa: F401  (the ANSWER functions)
+from aiprep.kit.seed_code import SeedRun, run_seed
+from solutions.compression.halve_model_size import (
     STUDENT_IMAGES,
     TARGET_SPARSITY,
     build_student,
     build_teacher,
-    distill,
     fit_on_labels,
     float_tflite,
     kernel_sparsity,
     make_data,
-    prune,
-    quantize,
     tflite_accuracy,
 )
+
+# The ANSWER functions are halve_model_size's; `x as x` re-exports them as this module's.
+from solutions.compression.halve_model_size import distill as distill
+from solutions.compression.halve_model_size import prune as prune
+from solutions.compression.halve_model_size import quantize as quantize
 
 SEED = 0
 TEACHER_EPOCHS = 8
@@ -99,65 +101,89 @@ print(f"Teacher model loss: {teacher_loss}, accuracy: {teacher_acc}")
 # then strip_pruning), quantize (TFLite converter with Optimize.DEFAULT), distill (loss
 # alpha * CE(y, s) + (1 - alpha) * T^2 * KL(softmax(t / T) || softmax(s / T))).
 ANSWER = ("prune", "quantize", "distill")
+BASED_ON = "compression.halve_model_size"
 
 # -----------------------------------------------------------------------------
 # Running the seed's code
 
 
-def run_original(data: object) -> tuple[BaseException | None, dict]:
-    """Exec ORIGINAL; the exception raised (or None) and the namespace it left.
+def run_original(data: synthetic.Split) -> SeedRun:
+    """Run ORIGINAL on stand-in data: what it raised and the namespace it left.
 
     The seed defines no data: we give it the first images of ``data``, flattened to
     (N, 432) (its models start with a Dense, no Flatten), with one-hot labels (its loss is
     categorical_crossentropy). ``tf.keras`` is tf_keras, the Keras 2 it was written for.
     """
-    x = data.x_train.reshape(len(data.x_train), -1)  # type: ignore[attr-defined]  # (N, 432)
-    y = keras.utils.to_categorical(data.y_train, data.num_classes)  # type: ignore[attr-defined]
+    x = data.x_train.reshape(len(data.x_train), -1)  # (N, 432)
+    y = keras.utils.to_categorical(data.y_train, data.num_classes)
     n, m = N_SEED_TRAIN, N_SEED_TRAIN + N_SEED_VAL
-    namespace: dict = {
+    namespace = {
         "tf": types.SimpleNamespace(keras=keras),
         "x_train": x[:n],
         "y_train": y[:n],
         "x_val": x[n:m],
         "y_val": y[n:m],
     }
-    source = ORIGINAL.replace("import tensorflow as tf\n", "")
     keras.utils.set_random_seed(SEED)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # fit's progress bars, its prints
-            exec(source, namespace)  # the seed's code, on purpose
-    except Exception as error:  # record whatever it raises
-        return error, namespace
-    return None, namespace
+    return run_seed(ORIGINAL, namespace, replace=[("import tensorflow as tf\n", "")])
 
 
 # -----------------------------------------------------------------------------
 # The checks
 
 
-def check(impl: object) -> SolutionReport:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions (compression.halve_model_size's)."""
+
+    def prune(
+        self, model: keras.Model, x: np.ndarray, y: np.ndarray, target_sparsity: float
+    ) -> keras.Model: ...
+
+    def quantize(self, model: keras.Model) -> bytes: ...
+
+    def distill(
+        self,
+        teacher: keras.Model,
+        student: keras.Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        temperature: float = ...,
+        alpha: float = ...,
+        epochs: int = ...,
+    ) -> keras.Model: ...
+
+
+def check(impl: Answer) -> SolutionReport:
     """Run the seed and measure its models; then check impl's prune, quantize and distill."""
     report = SolutionReport(solution="compression.fix_seed_compression_snippet")
     data = make_data()  # 1000 train / 3000 test images (N, 12, 12, 3), 10 classes
-    shape, k = data.x_train.shape[1:], data.num_classes
+    _seed_facts(report, data)
+    teacher, teacher_labels, teacher_test = _rotated_teacher(report, data)
+    _pruning(report, impl, data, teacher, teacher_labels)
+    _quantization(report, impl, data, teacher, teacher_test)
+    _distillation(report, impl, data, teacher, teacher_test)
+    return report
 
-    # 1. The seed: the student trains (5 epochs), then the uncompiled teacher's fit raises.
-    # What it shows about the seed's code is a seed fact: outside the verdict, since a
-    # candidate's code cannot change it.
-    error, seed_ns = run_original(data)
-    report.metric("original raised", describe(error, "compile"))
-    report.seed_fact(
+
+def _seed_facts(report: SolutionReport, data: synthetic.Split) -> None:
+    """1. The seed: the student trains (5 epochs), then the uncompiled teacher's fit raises.
+
+    What it shows about the seed's code is a seed fact: outside the verdict, since a
+    candidate's code cannot change it.
+    """
+    seed = run_original(data)
+    report.expect_raise(
         "original raises RuntimeError",
-        raised(error, RuntimeError, "You must compile your model"),
-        "==",
-        1,
+        seed.error,
+        RuntimeError,
+        "You must compile your model",
         "teacher_model.fit(...) without teacher_model.compile(...)",
     )
 
     # Its "compressed" models, built on the same 432 inputs the student saw.
-    base, pruned_seed = seed_ns["quantized_model"], seed_ns["pruned_model"]
+    base, pruned_seed = seed.namespace["quantized_model"], seed.namespace["pruned_model"]
     for model in (base, pruned_seed):
-        model.build((None, int(np.prod(shape))))
+        model.build((None, int(np.prod(data.x_train.shape[1:]))))
     dtypes = [w.dtype.name for w in base.weights]  # kernels and BatchNorm statistics
     report.metric("original: quantized_model weight dtypes", ", ".join(sorted(set(dtypes))))
     report.seed_fact(
@@ -184,9 +210,17 @@ def check(impl: object) -> SolutionReport:
         "not one weight is zero: nothing was pruned (Dropout is not pruning)",
     )
 
-    # 2. The fix. A teacher that answers differently from the labels: trained on labels
-    # rotated by one class, (y + 1) mod 10. A student distilled from it must follow it;
-    # a student trained on the labels (the seed's "distillation") cannot.
+
+def _rotated_teacher(
+    report: SolutionReport, data: synthetic.Split
+) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    """2. The fix's teacher, one that answers differently from the labels: trained on
+    labels rotated by one class, (y + 1) mod 10. A student distilled from it must follow
+    it; a student trained on the labels (the seed's "distillation") cannot.
+
+    Returns the teacher, its training labels (N,) and its arg-max on the test images (M,).
+    """
+    shape, k = data.x_train.shape[1:], data.num_classes
     teacher_labels = (data.y_train + 1) % k
     keras.utils.set_random_seed(SEED)
     teacher = build_teacher(shape, k)  # 179k weights
@@ -196,11 +230,20 @@ def check(impl: object) -> SolutionReport:
         "teacher: test accuracy on rotated labels",
         float(np.mean(teacher_test == (data.y_test + 1) % k)),
     )
+    return teacher, teacher_labels, teacher_test
 
-    # 2a. Pruning: the target fraction of each kernel is exact zeros.
+
+def _pruning(
+    report: SolutionReport,
+    impl: Answer,
+    data: synthetic.Split,
+    teacher: keras.Model,
+    teacher_labels: np.ndarray,
+) -> None:
+    """2a. Pruning: the target fraction of each kernel is exact zeros."""
     keras.utils.set_random_seed(SEED)
     x_prune, y_prune = data.x_train[:PRUNE_IMAGES], teacher_labels[:PRUNE_IMAGES]
-    pruned = impl.prune(teacher, x_prune, y_prune, TARGET_SPARSITY)  # type: ignore[attr-defined]
+    pruned = impl.prune(teacher, x_prune, y_prune, TARGET_SPARSITY)
     report.check(
         "fixed: pruned kernel sparsity",
         kernel_sparsity(pruned),
@@ -209,8 +252,16 @@ def check(impl: object) -> SolutionReport:
         f"exact zeros in the Dense kernels, target {TARGET_SPARSITY}",
     )
 
-    # 2b. Quantization: raw TFLite bytes, float32 file vs impl's file.
-    original_bytes, quantized = float_tflite(teacher), bytes(impl.quantize(teacher))  # type: ignore[attr-defined]
+
+def _quantization(
+    report: SolutionReport,
+    impl: Answer,
+    data: synthetic.Split,
+    teacher: keras.Model,
+    teacher_test: np.ndarray,
+) -> None:
+    """2b. Quantization: raw TFLite bytes, float32 file vs impl's file."""
+    original_bytes, quantized = float_tflite(teacher), bytes(impl.quantize(teacher))
     report.metric("float32 TFLite size", len(original_bytes) / 1024, "KB")
     report.metric("quantized TFLite size", len(quantized) / 1024, "KB")
     report.check(
@@ -230,12 +281,21 @@ def check(impl: object) -> SolutionReport:
         "arg-max agreement on 3000 images, run by the TFLite interpreter",
     )
 
-    # 2c. Distillation, soft targets only (alpha = 0): the labels given are the true ones,
-    # so whatever the student agrees with the teacher on, it learned from the teacher.
+
+def _distillation(
+    report: SolutionReport,
+    impl: Answer,
+    data: synthetic.Split,
+    teacher: keras.Model,
+    teacher_test: np.ndarray,
+) -> None:
+    """2c. Distillation, soft targets only (alpha = 0): the labels given are the true ones,
+    so whatever the student agrees with the teacher on, it learned from the teacher."""
+    shape, k = data.x_train.shape[1:], data.num_classes
     x_few, y_few = data.x_train[:STUDENT_IMAGES], data.y_train[:STUDENT_IMAGES]
     keras.utils.set_random_seed(SEED)
     given = build_student(shape, k)  # 432 -> 32 -> 10, ~14k weights
-    student = impl.distill(teacher, given, x_few, y_few, alpha=0.0)  # type: ignore[attr-defined]
+    student = impl.distill(teacher, given, x_few, y_few, alpha=0.0)
     report.metric("distilled model parameters", int(student.count_params()))
     report.check(
         "fixed: distill returns the student (its parameter count)",
@@ -258,7 +318,6 @@ def check(impl: object) -> SolutionReport:
         0.5,
         "arg-max agreement on 3000 images; a student trained on the labels scores ~0",
     )
-    return report
 
 
 if __name__ == "__main__":

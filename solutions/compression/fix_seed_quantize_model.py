@@ -17,6 +17,7 @@ interpreter) and the 5-bit QAT file (int8 weight tensors on a 5-bit grid, within
 from __future__ import annotations
 
 import warnings
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -25,9 +26,9 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from aiprep.kit import events
+from aiprep.kit import events, synthetic
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import raised
+from aiprep.kit.seed_code import SeedRun, run_seed
 from solutions.compression.halve_model_size import (
     build_teacher,
     fit_on_labels,
@@ -53,6 +54,7 @@ quantize_model(model, num_bits=5)
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("quantize", "quantize_aware_n_bit")
+BASED_ON = "compression.halve_model_size"
 
 # -----------------------------------------------------------------------------
 # The answer: post-training quantization with the TFLite converter; the seed's 5 bits via QAT
@@ -104,20 +106,16 @@ def quantize_aware_n_bit(
 # Running the seed's code, and measuring the fix
 
 
-def run_original(model: keras.Model) -> BaseException | None:
-    """Exec ORIGINAL with the import the seed forgot and a real model; the exception raised.
+def run_original(model: keras.Model) -> SeedRun:
+    """Run ORIGINAL with the import the seed forgot and a real model: what it raised.
 
     The seed never imports ``quantize_model`` (a NameError first); we give it tfmot's, the
     only ``quantize_model`` in TensorFlow, and substitute a small trained Keras model for
     the seed's ``model = ...`` placeholder, so the failure shown is the API misuse itself.
     """
-    source = ORIGINAL.replace("model = ...  # 原始模型", "")  # keep our real model
     namespace = {"quantize_model": tfmot.quantization.keras.quantize_model, "model": model}
-    try:
-        exec(source, namespace)  # the seed's code, on purpose
-    except Exception as error:  # record whatever it raises
-        return error
-    return None
+    # Without its placeholder line the seed keeps our real model.
+    return run_seed(ORIGINAL, namespace, replace=[("model = ...  # 原始模型", "")])
 
 
 def distinct_per_scale(model_bytes: bytes) -> int:
@@ -129,7 +127,17 @@ def distinct_per_scale(model_bytes: bytes) -> int:
     return most
 
 
-def check(impl: object) -> SolutionReport:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def quantize(self, model: keras.Model) -> bytes: ...
+
+    def quantize_aware_n_bit(
+        self, model: keras.Model, x: np.ndarray, y: np.ndarray, bits: int = ...
+    ) -> bytes: ...
+
+
+def check(impl: Answer) -> SolutionReport:
     """Record the seed's TypeError; quantize a trained MLP with ``impl`` and measure it."""
     report = SolutionReport(solution="compression.fix_seed_quantize_model")
     data = make_data()  # the halve_model_size data: 12x12x3 noisy class images, 10 classes
@@ -138,22 +146,35 @@ def check(impl: object) -> SolutionReport:
     model = build_teacher(data.x_train.shape[1:], data.num_classes)  # ~179k weights
     fit_on_labels(model, data.x_train, data.y_train, EPOCHS, "train model")
 
-    # 1. The seed's line, as written.
-    error = run_original(model)
-    report.metric("original raised", type(error).__name__ if error else "nothing")
-    report.seed_fact(  # about the seed's line: outside the verdict
+    _seed_facts(report, model)
+    quantized, acc_float = _post_training(report, impl, data, model)
+    _five_bit_qat(report, impl, data, model, quantized, acc_float)
+    return report
+
+
+def _seed_facts(report: SolutionReport, model: keras.Model) -> None:
+    """1. The seed's line, as written: a fact about the seed, outside the verdict."""
+    error = run_original(model).error
+    report.expect_raise(
         "original raises TypeError",
-        raised(error, TypeError, "num_bits"),
-        "==",
-        1,
+        error,
+        TypeError,
+        "num_bits",
         f"quantize_model(model, num_bits=5): {error}",
     )
 
-    # 2. The fix: float32 TFLite file vs impl's quantized one, both run by the interpreter.
+
+def _post_training(
+    report: SolutionReport, impl: Answer, data: synthetic.Split, model: keras.Model
+) -> tuple[bytes, float]:
+    """2. The fix: float32 TFLite file vs impl's quantized one, both run by the interpreter.
+
+    Returns impl's quantized file and the float32 file's test accuracy.
+    """
     events.start("convert to TFLite", 2)
     original = float_tflite(model)
     events.advance("convert to TFLite", 1)
-    quantized = bytes(impl.quantize(model))  # type: ignore[attr-defined]
+    quantized = bytes(impl.quantize(model))
     events.advance("convert to TFLite", 2)
     report.metric("float32 TFLite size", len(original) / 1024, "KB")
     report.metric("quantized TFLite size", len(quantized) / 1024, "KB")
@@ -182,10 +203,24 @@ def check(impl: object) -> SolutionReport:
         0.5,
         "10 classes: chance is 0.1 (a broken file cannot pass by matching a broken baseline)",
     )
+    return quantized, acc_float
 
-    # 3. The seed's 5 bits: quantization-aware training with the n-bit scheme, converted.
+
+def _five_bit_qat(
+    report: SolutionReport,
+    impl: Answer,
+    data: synthetic.Split,
+    model: keras.Model,
+    quantized: bytes,
+    acc_float: float,
+) -> None:
+    """3. The seed's 5 bits: quantization-aware training with the n-bit scheme, converted.
+
+    ``quantized`` (impl's 8-bit dynamic-range file) and ``acc_float`` (the float32 file's
+    test accuracy) are the baselines from the post-training step.
+    """
     keras.utils.set_random_seed(SEED)
-    qat_bytes = bytes(impl.quantize_aware_n_bit(model, data.x_train, data.y_train, QAT_BITS))  # type: ignore[attr-defined]
+    qat_bytes = bytes(impl.quantize_aware_n_bit(model, data.x_train, data.y_train, QAT_BITS))
     weights = int8_weight_tensors(qat_bytes)  # [(values, scales, quantized_dimension)]
     grid = 2**QAT_BITS - 1  # symmetric narrow range: -15 .. 15 times a scale
     report.metric(f"{QAT_BITS}-bit QAT TFLite size", len(qat_bytes) / 1024, "KB")
@@ -219,7 +254,6 @@ def check(impl: object) -> SolutionReport:
         0.02,
         "QAT fine-tunes around the coarser grid: at most two points lost on 3000 test images",
     )
-    return report
 
 
 if __name__ == "__main__":

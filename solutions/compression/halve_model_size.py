@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import warnings
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -43,6 +44,7 @@ BATCH_SIZE = 64
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("prune", "quantize", "distill")
+BASED_ON = "compression.int8_quantization"  # its TFLite weight inspection
 
 # -----------------------------------------------------------------------------
 # The answer: prune, quantize, distill
@@ -128,8 +130,7 @@ def distill(
     kl = keras.losses.KLDivergence()
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-    @tf.function
-    def step(xb: tf.Tensor, yb: tf.Tensor, tb: tf.Tensor) -> tf.Tensor:
+    def train_step(xb: tf.Tensor, yb: tf.Tensor, tb: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = student(xb, training=True)  # (B, K)
             # A temperature T > 1 flattens both distributions so the small probabilities
@@ -141,6 +142,7 @@ def distill(
         optimizer.apply_gradients(zip(grads, student.trainable_variables, strict=True))
         return loss
 
+    step = tf.function(train_step)  # traced once into a graph, not run op by op per batch
     steps_per_epoch = int(dataset.cardinality())
     events.start("distill student", epochs * steps_per_epoch)
     for epoch in range(epochs):
@@ -235,37 +237,83 @@ def tflite_accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> float:
 def kernel_sparsity(model: keras.Model) -> float:
     """Fraction of exact zeros among the kernels of ``model`` (biases excluded)."""
     kernels = [w.numpy() for w in model.weights if w.name.endswith("kernel:0")]
-    return sum(int((k == 0).sum()) for k in kernels) / max(1, sum(k.size for k in kernels))
+    zeros, total = sum(int((k == 0).sum()) for k in kernels), sum(int(k.size) for k in kernels)
+    return zeros / max(1, total)
 
 
-def check(impl: object) -> SolutionReport:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def prune(
+        self, model: keras.Model, x: np.ndarray, y: np.ndarray, target_sparsity: float
+    ) -> keras.Model: ...
+
+    def quantize(self, model: keras.Model) -> bytes: ...
+
+    def distill(
+        self,
+        teacher: keras.Model,
+        student: keras.Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        temperature: float = ...,
+        alpha: float = ...,
+        epochs: int = ...,
+    ) -> keras.Model: ...
+
+
+class ShippedFiles:
+    """The TFLite files measured so far: gzipped size and test accuracy, each recorded.
+
+    Every size is gzipped TFLite bytes; every accuracy is a TFLite file's own, run by the
+    interpreter on the 3000 test images (what would ship, not the Keras object), the two
+    students included, so that their comparison is like for like.
+    """
+
+    def __init__(self, report: SolutionReport, data: synthetic.Split) -> None:
+        self.report, self.data = report, data
+        self.size: dict[str, int] = {}
+        self.acc: dict[str, float] = {}
+
+    def measure(self, name: str, model_bytes: bytes) -> None:
+        """Record the file's gzipped size and test accuracy under ``name``."""
+        self.size[name] = gzipped_size(model_bytes)
+        self.acc[name] = tflite_accuracy(model_bytes, self.data.x_test, self.data.y_test)
+        self.report.metric(f"{name}: gzipped TFLite size", self.size[name] / 1024, "KB")
+        self.report.metric(f"{name}: test accuracy", self.acc[name])
+
+
+def check(impl: Answer) -> SolutionReport:
     """Prune and quantize a trained teacher with ``impl``; distill a student; measure each."""
     report = SolutionReport(solution="compression.halve_model_size")
     data = make_data()
-    shape, k = data.x_train.shape[1:], data.num_classes
-
-    # Every size is gzipped TFLite bytes; every accuracy is a TFLite file's own, run by the
-    # interpreter on the 3000 test images (what would ship, not the Keras object), the two
-    # students included, so that their comparison is like for like.
-    size: dict[str, int] = {}
-    acc: dict[str, float] = {}
-
-    def measure(name: str, model_bytes: bytes) -> None:
-        """Record the file's gzipped size and test accuracy under ``name``."""
-        size[name] = gzipped_size(model_bytes)
-        acc[name] = tflite_accuracy(model_bytes, data.x_test, data.y_test)
-        report.metric(f"{name}: gzipped TFLite size", size[name] / 1024, "KB")
-        report.metric(f"{name}: test accuracy", acc[name])
+    shipped = ShippedFiles(report, data)
 
     keras.utils.set_random_seed(SEED)
-    teacher = build_teacher(shape, k)
+    teacher = build_teacher(data.x_train.shape[1:], data.num_classes)
     fit_on_labels(teacher, data.x_train, data.y_train, TEACHER_EPOCHS, "train teacher")
     original = float_tflite(teacher)  # measured before anything can touch the teacher
     report.metric("teacher parameters", int(teacher.count_params()))
 
-    # 1. Pruning.
+    _prune_then_quantize(report, impl, data, shipped, teacher, original)
+    _distillation(report, impl, data, shipped, teacher)
+    return report
+
+
+def _prune_then_quantize(
+    report: SolutionReport,
+    impl: Answer,
+    data: synthetic.Split,
+    shipped: ShippedFiles,
+    teacher: keras.Model,
+    original: bytes,
+) -> None:
+    """1. Pruning, then 2. quantization of the pruned model: the deliverable.
+
+    ``original`` is the teacher's float32 TFLite file, made before impl touched it.
+    """
     keras.utils.set_random_seed(SEED)
-    pruned = impl.prune(teacher, data.x_train, data.y_train, TARGET_SPARSITY)  # type: ignore[attr-defined]
+    pruned = impl.prune(teacher, data.x_train, data.y_train, TARGET_SPARSITY)
     sparsity = kernel_sparsity(pruned)
     report.metric("pruned kernel sparsity (zeros counted)", sparsity)
     report.check(
@@ -276,15 +324,15 @@ def check(impl: object) -> SolutionReport:
         f"exact zeros in the Dense kernels, target {TARGET_SPARSITY}",
     )
 
-    # 2. Quantization of the pruned model: the deliverable.
     events.start("convert to TFLite", 2)
     pruned_float = float_tflite(pruned)
     events.advance("convert to TFLite", 1)
-    final = bytes(impl.quantize(pruned))  # type: ignore[attr-defined]
+    final = bytes(impl.quantize(pruned))
     events.advance("convert to TFLite", 2)
-    measure("original (float32)", original)
-    measure("pruned (float32)", pruned_float)
-    measure("pruned + quantized (int8 weights)", final)
+    shipped.measure("original (float32)", original)
+    shipped.measure("pruned (float32)", pruned_float)
+    shipped.measure("pruned + quantized (int8 weights)", final)
+    size, acc = shipped.size, shipped.acc
     report.metric("pruned + quantized: int8 scales / output channels", scales_per_tensor(final))
     report.check(
         "pruning alone: size ratio (gzipped)",
@@ -316,9 +364,20 @@ def check(impl: object) -> SolutionReport:
         "at most one point lost",
     )
 
-    # 3. Distillation: the same student architecture, soft targets vs hard labels.
-    # Both students see the same 300 training images: one their labels, the other the
-    # teacher's soft outputs on them (the teacher learned from all 1000).
+
+def _distillation(
+    report: SolutionReport,
+    impl: Answer,
+    data: synthetic.Split,
+    shipped: ShippedFiles,
+    teacher: keras.Model,
+) -> None:
+    """3. Distillation: the same student architecture, soft targets vs hard labels.
+
+    Both students see the same 300 training images: one their labels, the other the
+    teacher's soft outputs on them (the teacher learned from all 1000).
+    """
+    shape, k = data.x_train.shape[1:], data.num_classes
     x_few, y_few = data.x_train[:STUDENT_IMAGES], data.y_train[:STUDENT_IMAGES]
     keras.utils.set_random_seed(SEED)
     scratch = build_student(shape, k)
@@ -326,7 +385,7 @@ def check(impl: object) -> SolutionReport:
     report.metric("student parameters", int(scratch.count_params()))
     keras.utils.set_random_seed(SEED)
     given = build_student(shape, k)
-    student = impl.distill(teacher, given, x_few, y_few)  # type: ignore[attr-defined]
+    student = impl.distill(teacher, given, x_few, y_few)
     report.check(
         "distill returns the student (its parameter count)",
         float(student.count_params() == given.count_params()),
@@ -335,16 +394,15 @@ def check(impl: object) -> SolutionReport:
         f"the {given.count_params()}-weight student is what gets scored; the teacher "
         f"({teacher.count_params()} weights) returned instead would beat the scratch student",
     )
-    measure("distilled student (float32)", float_tflite(student))
-    measure("student from scratch (float32)", float_tflite(scratch))
+    shipped.measure("distilled student (float32)", float_tflite(student))
+    shipped.measure("student from scratch (float32)", float_tflite(scratch))
     report.check(
         "distilled - scratch student accuracy",
-        acc["distilled student (float32)"] - acc["student from scratch (float32)"],
+        shipped.acc["distilled student (float32)"] - shipped.acc["student from scratch (float32)"],
         ">=",
         0.01,
         "same student, same 300 images: soft targets beat hard labels",
     )
-    return report
 
 
 if __name__ == "__main__":

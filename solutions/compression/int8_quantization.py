@@ -24,6 +24,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -101,19 +102,22 @@ def tflite_predict(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
     if np.issubdtype(out["dtype"], np.integer):
         scale, zero_point = out["quantization"]
         y = (y.astype(np.float32) - zero_point) * scale  # real = scale * (q - zero_point)
-    return y.astype(np.float32)
+    outputs: np.ndarray = y.astype(np.float32)
+    return outputs
 
 
-def quantize_input(images: np.ndarray, input_details: dict) -> np.ndarray:
+def quantize_input(images: np.ndarray, input_details: dict[str, Any]) -> np.ndarray:
     """``images`` float32 in the model's input dtype: q = round(x / scale) + zero_point."""
     dtype = input_details["dtype"]
     if not np.issubdtype(dtype, np.integer):
-        return images.astype(dtype)
+        converted: np.ndarray = images.astype(dtype)
+        return converted
     scale, zero_point = input_details["quantization"]
     # Inputs in [0, 1] calibrate to scale = 1/255, zero_point = -128: q in [-128, 127].
     info = np.iinfo(dtype)
     q = np.round(images / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
+    quantized: np.ndarray = np.clip(q, info.min, info.max).astype(dtype)
+    return quantized
 
 
 def _interpreter(model_bytes: bytes, xnnpack: bool = True) -> tf.lite.Interpreter:
@@ -273,7 +277,15 @@ def runner_files(data: synthetic.Split) -> tuple[bytes, bytes]:
     return float_tflite(model), quantize_int8(model, data.x_train[:50])
 
 
-def reference_comparisons(impl: object) -> dict[str, Comparison]:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def quantize_int8(self, model: keras.Model, representative_images: np.ndarray) -> bytes: ...
+
+    def tflite_predict(self, model_bytes: bytes, images: np.ndarray) -> np.ndarray: ...
+
+
+def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """``impl.tflite_predict`` vs this module's runner, on files made here from one model.
 
     int8 file: both runners invoke the same integer kernels, so a correct runner differs only
@@ -288,21 +300,28 @@ def reference_comparisons(impl: object) -> dict[str, Comparison]:
     float_bytes, int8_bytes = runner_files(data)
     scale = float(_interpreter(int8_bytes).get_output_details()[0]["quantization"][0])
     x = data.x_test  # (500, 32, 32, 3)
-    int8_got = impl.tflite_predict(int8_bytes, x)  # type: ignore[attr-defined]
-    float_got = impl.tflite_predict(float_bytes, x)  # type: ignore[attr-defined]
+    int8_got = impl.tflite_predict(int8_bytes, x)
+    float_got = impl.tflite_predict(float_bytes, x)
     return {
         RUNNER_INT8: compare(int8_got, tflite_predict(int8_bytes, x), atol=RUNNER_STEPS * scale),
         RUNNER_FLOAT: compare(float_got, tflite_predict(float_bytes, x), atol=1e-5, rtol=1e-4),
     }
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Quantize a trained CNN with ``impl.quantize_int8``; compare size, accuracy, agreement."""
     report = SolutionReport(solution="compression.int8_quantization")
     data = make_data()
-    # 1. The candidate's runner, on files of its own (see reference_comparisons): no
-    # training, so it comes first. runner_files seeds itself and names its layers, and
+    # The runner first: no training. runner_files seeds itself and names its layers, and
     # train_float_model seeds itself: the order changes no number.
+    _runner(report, impl)
+    float_bytes, int8_bytes = _quantized_cnn(report, impl, data)
+    _latency(report, data, float_bytes, int8_bytes)
+    return report
+
+
+def _runner(report: SolutionReport, impl: Answer) -> None:
+    """1. The candidate's runner, on files of its own (see reference_comparisons)."""
     runner = reference_comparisons(impl)
     for name, cmp in runner.items():
         report.metric(f"{name}: max |diff|", cmp.max_abs_diff)
@@ -330,7 +349,14 @@ def check(impl: object) -> SolutionReport:
         "rtol 1e-4; " + float_cmp.detail,
     )
 
-    # 2. The candidate's quantization of a trained float CNN.
+
+def _quantized_cnn(
+    report: SolutionReport, impl: Answer, data: synthetic.Split
+) -> tuple[bytes, bytes]:
+    """2. The candidate's quantization of a trained float CNN: size, int8 I/O, accuracy.
+
+    Returns the float32 and the candidate's int8 TFLite files.
+    """
     model = train_float_model(data)
     report.metric("keras parameters", int(model.count_params()))
 
@@ -338,7 +364,7 @@ def check(impl: object) -> SolutionReport:
     float_bytes = float_tflite(model)
     events.advance("convert to TFLite", 1)
     calibration = data.x_train[:CALIBRATION_IMAGES]  # (200, 32, 32, 3)
-    int8_bytes = bytes(impl.quantize_int8(model, calibration))  # type: ignore[attr-defined]
+    int8_bytes = bytes(impl.quantize_int8(model, calibration))
     events.advance("convert to TFLite", 2)
 
     size_ratio = len(float_bytes) / len(int8_bytes)
@@ -367,10 +393,16 @@ def check(impl: object) -> SolutionReport:
     report.metric("argmax agreement int8 vs float", agreement)
     report.check("accuracy drop float - int8", float_acc - int8_acc, "<=", 0.01)
     report.check("argmax agreement int8 vs float", agreement, ">=", 0.97)
+    return float_bytes, int8_bytes
 
-    # Latency, measured here and now: with TF's default XNNPACK delegate (fast float
-    # kernels), and with TFLite's builtin kernels only (where int8 shows its own speed-up).
-    # Recorded, not checked: whether int8 is faster depends on the kernels and the CPU.
+
+def _latency(
+    report: SolutionReport, data: synthetic.Split, float_bytes: bytes, int8_bytes: bytes
+) -> None:
+    """Latency, measured here and now: with TF's default XNNPACK delegate (fast float
+    kernels), and with TFLite's builtin kernels only (where int8 shows its own speed-up).
+    Recorded, not checked: whether int8 is faster depends on the kernels and the CPU.
+    """
     batch = data.x_test[:LATENCY_BATCH]  # (256, 32, 32, 3)
     float_ms = median_latency_ms(float_bytes, batch, LATENCY_REPEATS)
     int8_ms = median_latency_ms(int8_bytes, batch, LATENCY_REPEATS)
@@ -385,7 +417,6 @@ def check(impl: object) -> SolutionReport:
     report.metric(f"int8 latency, builtin kernels ({where})", int8_builtin_ms, "ms")
     builtin_ratio = float_builtin_ms / int8_builtin_ms
     report.metric("latency ratio float/int8, builtin kernels", builtin_ratio, "x")
-    return report
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -119,11 +120,12 @@ def train(
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
-    @tf.function
-    def distributed_step(batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+    def replicated_step(batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
         per_replica_loss = strategy.run(step_fn, args=batch)  # one value per replica
         # Each replica's loss is already divided by the global batch: SUM gives the mean.
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
+
+    distributed_step = tf.function(replicated_step)  # one graph, run on every replica
 
     phase = f"train on {num_replicas} replica{'s' if num_replicas > 1 else ''}"
     events.start(phase, steps)
@@ -195,7 +197,7 @@ class Seen:
 
     The check cannot see inside ``train``, but it owns ``model_fn`` and so the model:
     ``model_fn`` records whether it is called inside ``strategy.scope()`` and keeps each
-    model it builds (their variables are inspected afterwards), and a ReplicaProbe layer at
+    model it builds (their variables are inspected afterwards), and a replica_probe layer at
     the model's input records every forward pass.
     """
 
@@ -230,35 +232,35 @@ class Seen:
         return float(np.mean([mirrored(v) for v in variables])) if variables else 0.0
 
 
-class ReplicaProbe(keras.layers.Layer):
-    """Identity on (B, ...) that appends (replica id, B) to ``seen.forward`` on every run.
+def replica_probe(seen: Seen) -> keras.layers.Layer:
+    """A layer, identity on (B, ...), that appends (replica id, B) to ``seen.forward`` on
+    every run.
 
     Inside ``strategy.run`` the replica context belongs to the strategy and carries the
     replica's id; outside it (a plain call, a call in the scope but not in strategy.run)
     the pass is recorded with replica -1. The Python part runs when the function is traced;
-    ``tf.py_function`` runs on every step, with the real batch size.
+    ``tf.py_function`` runs on every step, with the real batch size. (A Lambda layer: Keras
+    ships no type stubs, and mypy --strict refuses a subclass of an untyped class.)
     """
 
-    def __init__(self, seen: Seen, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.seen = seen
-
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+    def probe(inputs: tf.Tensor) -> tf.Tensor:
         context = tf.distribute.get_replica_context()  # None in a cross-replica context
         ours = (
             context is not None
             and tf.distribute.has_strategy()  # False for the default (no) strategy
-            and tf.distribute.get_strategy() is self.seen.strategy
+            and tf.distribute.get_strategy() is seen.strategy
         )
-        replica = context.replica_id_in_sync_group if ours else -1  # type: ignore[union-attr]
+        replica = context.replica_id_in_sync_group if ours else -1
 
         def record(replica_id: tf.Tensor, batch: tf.Tensor) -> int:
-            self.seen.forward.append((int(replica_id), int(batch)))
+            seen.forward.append((int(replica_id), int(batch)))
             return 0
 
         recorded = tf.py_function(record, [replica, tf.shape(inputs)[0]], tf.int32)
         with tf.control_dependencies([recorded]):  # the record runs before the model does
             return tf.identity(inputs)
+
+    return keras.layers.Lambda(probe, name="replica_probe")
 
 
 @dataclass(frozen=True)
@@ -276,8 +278,26 @@ class Runs:
     seen_2: Seen  # ... and of the mirrored run
 
 
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def make_strategy(self, devices: list[str]) -> tf.distribute.Strategy: ...
+
+    def train(
+        self,
+        strategy: tf.distribute.Strategy,
+        model_fn: Callable[[], keras.Model],
+        initial_weights: list[np.ndarray],
+        x: np.ndarray,
+        y: np.ndarray,
+        global_batch_size: int,
+        steps: int,
+        learning_rate: float,
+    ) -> tuple[list[np.ndarray], list[float]]: ...
+
+
 def train_on_1_and_2_replicas(
-    impl: object, on_strategy: Callable[[int, int], None] | None = None
+    impl: Answer, on_strategy: Callable[[int, int], None] | None = None
 ) -> Runs:
     """Run ``impl.train`` under ``impl.make_strategy`` on DEVICES[:1] and on DEVICES.
 
@@ -294,7 +314,7 @@ def train_on_1_and_2_replicas(
 
     runs = {}
     for devices in (DEVICES[:1], DEVICES):
-        strategy = impl.make_strategy(devices)  # type: ignore[attr-defined]
+        strategy = impl.make_strategy(devices)
         replicas = int(strategy.num_replicas_in_sync)
         if on_strategy is not None:
             on_strategy(len(devices), replicas)
@@ -308,14 +328,14 @@ def train_on_1_and_2_replicas(
             model = keras.Sequential(
                 [
                     keras.layers.Input(input_shape),  # (B, 8, 8, 3)
-                    ReplicaProbe(seen),  # (B, 8, 8, 3), records (replica, B)
+                    replica_probe(seen),  # (B, 8, 8, 3), records (replica, B)
                     build_model(input_shape, num_classes),  # (B, num_classes), the weights
                 ]
             )
             seen.models.append(model)
             return model
 
-        weights, _ = impl.train(  # type: ignore[attr-defined]
+        weights, _ = impl.train(
             strategy,
             model_fn,
             initial_weights,
@@ -344,7 +364,7 @@ def _flat(weights: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.ravel(w) for w in weights])  # (13002,) for this MLP
 
 
-def reference_comparisons(impl: object, runs: Runs | None = None) -> dict[str, Comparison]:
+def reference_comparisons(impl: Answer, runs: Runs | None = None) -> dict[str, Comparison]:
     """Every equality-type comparison of this solution: the 2-replica weights vs 1 replica.
 
     Both runs add the same per-example gradients, in a different order (64 rows in one
@@ -363,36 +383,44 @@ def reference_comparisons(impl: object, runs: Runs | None = None) -> dict[str, C
     }
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Train with ``impl.train`` on 1 and on 2 replicas from ``impl.make_strategy``; compare."""
     report = SolutionReport(solution="distributed.mirrored_strategy")
-
-    def check_replicas(devices: int, replicas: int) -> None:
-        """Each strategy's replica count, checked before anything trains on it."""
-        if devices == 1:
-            report.metric("replicas (1-device run)", replicas)
-            report.check(
-                "replicas in sync (1-device run)",
-                replicas,
-                "==",
-                1,
-                "the baseline really is single-replica",
-            )
-        else:
-            report.metric("replicas (mirrored run)", replicas)
-            report.check(
-                "replicas in sync (mirrored run)",
-                replicas,
-                "==",
-                len(DEVICES),
-                "one replica per listed device",
-            )
-
-    runs = train_on_1_and_2_replicas(impl, on_strategy=check_replicas)
+    runs = train_on_1_and_2_replicas(
+        impl, on_strategy=lambda devices, replicas: _replica_count(report, devices, replicas)
+    )
     report.metric("global batch size", GLOBAL_BATCH_SIZE)
     report.metric("steps", STEPS)
+    _where_it_ran(report, runs)
+    _same_weights(report, impl, runs)
+    _it_trains(report, runs)
+    return report
 
-    # Where the work ran, as the check's own model saw it.
+
+def _replica_count(report: SolutionReport, devices: int, replicas: int) -> None:
+    """Each strategy's replica count, checked before anything trains on it."""
+    if devices == 1:
+        report.metric("replicas (1-device run)", replicas)
+        report.check(
+            "replicas in sync (1-device run)",
+            replicas,
+            "==",
+            1,
+            "the baseline really is single-replica",
+        )
+    else:
+        report.metric("replicas (mirrored run)", replicas)
+        report.check(
+            "replicas in sync (mirrored run)",
+            replicas,
+            "==",
+            len(DEVICES),
+            "one replica per listed device",
+        )
+
+
+def _where_it_ran(report: SolutionReport, runs: Runs) -> None:
+    """Where the work ran, as the check's own model saw it."""
     calls = runs.seen_1.in_scope + runs.seen_2.in_scope
     in_scope = float(np.mean(calls)) if calls else 0.0
     batches = runs.seen_2.replica_batches()
@@ -446,6 +474,9 @@ def check(impl: object) -> SolutionReport:
         f"replica all {GLOBAL_BATCH_SIZE}: 0",
     )
 
+
+def _same_weights(report: SolutionReport, impl: Answer, runs: Runs) -> None:
+    """1 vs 2 replicas: the same weights, up to float32 summation order."""
     weights_cmp = reference_comparisons(impl, runs)[WEIGHTS_CHECK]
     report.metric("max |w_2rep - w_1rep|", weights_cmp.max_abs_diff)
     report.check(
@@ -462,7 +493,9 @@ def check(impl: object) -> SolutionReport:
         f"~0.18, ~5e3; " + weights_cmp.detail,
     )
 
-    # Losses measured here on the whole training set, not taken from the candidate's loop.
+
+def _it_trains(report: SolutionReport, runs: Runs) -> None:
+    """Losses measured here on the whole training set, not taken from the candidate's loop."""
     x, y = runs.data.x_train, runs.data.y_train
     initial_loss = mean_loss(runs.reference, runs.initial_weights, x, y)
     final_loss = mean_loss(runs.reference, runs.weights_2, x, y)
@@ -476,7 +509,6 @@ def check(impl: object) -> SolutionReport:
         "the distributed run actually trains (reference 0.064); a train that returns "
         "the weights zeroed in both runs passes the comparison and lands at 0.99",
     )
-    return report
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -192,14 +193,14 @@ def train_dqn(
     huber = keras.losses.Huber()  # quadratic near 0, linear for |error| > 1: bounded gradients
     buffer = ReplayBuffer(BUFFER_SIZE, q_net.input_shape[-1])
 
-    @tf.function
-    def greedy_action(obs: tf.Tensor) -> tf.Tensor:
-        # One compiled forward pass per step (~1 ms here); model.predict (the seed) sets up a
-        # data pipeline on every call and is two orders of magnitude slower for one observation.
+    def pick_greedy(obs: tf.Tensor) -> tf.Tensor:
         return tf.argmax(q_net(obs[None], training=False)[0])
 
-    @tf.function
-    def train_step(
+    # One compiled forward pass per step (~1 ms here); model.predict (the seed) sets up a
+    # data pipeline on every call and is two orders of magnitude slower for one observation.
+    greedy_action = tf.function(pick_greedy)
+
+    def td_update(
         obs: tf.Tensor,  # (B, D)
         actions: tf.Tensor,  # (B,) int32
         rewards: tf.Tensor,  # (B,)
@@ -215,6 +216,8 @@ def train_dqn(
         grads = tape.gradient(loss, q_net.trainable_variables)
         optimizer.apply_gradients(zip(grads, q_net.trainable_variables, strict=True))
         return loss
+
+    train_step = tf.function(td_update)  # traced once into a graph, run at every update
 
     phase = "train DQN"
     events.start(phase, total_steps)
@@ -281,7 +284,21 @@ def evaluate(
     return float(returns.mean()), float(lengths.mean()), float((~crashed).mean())
 
 
-def reference_comparisons(impl: object) -> dict[str, Comparison]:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_q_network(self, obs_dim: int, num_actions: int) -> keras.Model: ...
+
+    def td_targets(
+        self, rewards: tf.Tensor, next_q: tf.Tensor, terminated: tf.Tensor, gamma: float
+    ) -> tf.Tensor: ...
+
+    def train_dqn(
+        self, q_net: keras.Model, env: LaneKeepingEnv, total_steps: int = ..., seed: int = ...
+    ) -> dict[str, list[float]]: ...
+
+
+def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """Every equality-type comparison: ``impl.td_targets`` vs targets computed by hand.
 
     Four transitions, two terminal. The hand values are float64; the candidate's are one
@@ -295,15 +312,22 @@ def reference_comparisons(impl: object) -> dict[str, Comparison]:
     terminated = np.array([0.0, 1.0, 0.0, 1.0], np.float32)
     alive = 1.0 - terminated.astype(np.float64)
     expected = rewards.astype(np.float64) + 0.9 * alive * next_q.max(axis=1)  # [3.7, 0.5, -1.9, 0]
-    got = impl.td_targets(rewards, next_q.astype(np.float32), terminated, 0.9)  # type: ignore[attr-defined]
+    got = impl.td_targets(rewards, next_q.astype(np.float32), terminated, 0.9)
     return {TD_CHECK: compare(np.asarray(got, np.float64), expected, atol=ATOL, rtol=RTOL)}
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Check ``impl.td_targets`` on known values, then train with ``impl.train_dqn``."""
     report = SolutionReport(solution="rl.dqn_lane_keeping")
+    _td_targets(report, impl)
+    q_net = _training(report, impl)
+    _evaluation(report, q_net)
+    _value_range(report, q_net)
+    return report
 
-    # 1. TD targets on a hand-made batch: two transitions end the episode (no bootstrap).
+
+def _td_targets(report: SolutionReport, impl: Answer) -> None:
+    """1. TD targets on a hand-made batch: two transitions end the episode (no bootstrap)."""
     td = reference_comparisons(impl)[TD_CHECK]
     report.metric("max |td_targets - expected|", td.max_abs_diff)
     report.check(
@@ -317,21 +341,27 @@ def check(impl: object) -> SolutionReport:
         "1 - terminated) is 6.3 off at the last, 6.3e6 times outside; " + td.detail,
     )
 
-    # 2. Train the candidate's network with the candidate's DQN loop.
+
+def _training(report: SolutionReport, impl: Answer) -> keras.Model:
+    """2. Train the candidate's network with the candidate's DQN loop; returns the network."""
     keras.utils.set_random_seed(SEED)
     env = make_data(SEED)
-    q_net = impl.build_q_network(env.obs_dim, env.num_actions)  # type: ignore[attr-defined]
+    q_net = impl.build_q_network(env.obs_dim, env.num_actions)
     t0 = time.perf_counter()
-    impl.train_dqn(q_net, env, total_steps=TOTAL_STEPS, seed=SEED)  # type: ignore[attr-defined]
+    impl.train_dqn(q_net, env, total_steps=TOTAL_STEPS, seed=SEED)
     train_s = time.perf_counter() - t0
     report.metric("training environment steps", TOTAL_STEPS)
     report.metric("train wall time", train_s, "s")
+    return q_net
 
-    # 3. Evaluate on 20 unseen episodes: greedy DQN policy vs random and steer-straight.
-    @tf.function
-    def greedy(obs: tf.Tensor) -> tf.Tensor:
+
+def _evaluation(report: SolutionReport, q_net: keras.Model) -> None:
+    """3. Evaluate on 20 unseen episodes: greedy DQN policy vs random and steer-straight."""
+
+    def greedy_actions(obs: tf.Tensor) -> tf.Tensor:
         return tf.argmax(q_net(obs, training=False), axis=-1)  # (n,)
 
+    greedy = tf.function(greedy_actions)
     dqn_return, dqn_length, dqn_on_road = evaluate(
         lambda obs: greedy(tf.constant(obs)).numpy(), EVAL_SEEDS
     )
@@ -366,9 +396,12 @@ def check(impl: object) -> SolutionReport:
         "7.3x); a target never re-synced: 3.8x; the seed's shared-layer target: 0.6x",
     )
 
-    # 4. Sanity of the values: rewards are <= 1, so no discounted return exceeds
-    # 1 / (1 - gamma) = 20. Q-values far above that are divergence (bootstrapping from a
-    # network that moves with every update), whatever the policy happens to do.
+
+def _value_range(report: SolutionReport, q_net: keras.Model) -> None:
+    """4. Sanity of the values: rewards are <= 1, so no discounted return exceeds
+    1 / (1 - gamma) = 20. Q-values far above that are divergence (bootstrapping from a
+    network that moves with every update), whatever the policy happens to do.
+    """
     start_obs = np.stack([LaneKeepingEnv(s).reset() for s in EVAL_SEEDS])  # (20, 2)
     max_start_q = float(np.max(q_net(start_obs, training=False)))
     max_return = 1.0 / (1.0 - GAMMA)
@@ -381,7 +414,6 @@ def check(impl: object) -> SolutionReport:
         1.1 * max_return,
         "Q-values stay within the possible discounted return (10% slack): no divergence",
     )
-    return report
 
 
 if __name__ == "__main__":

@@ -18,9 +18,8 @@ Double DQN picks the argmax with the online network and evaluates it with the ta
 
 from __future__ import annotations
 
-import contextlib
-import io
 import types
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -28,12 +27,9 @@ import tf_keras as keras
 
 from aiprep.kit.compare import Comparison, compare
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import raised
-from solutions.rl.dqn_lane_keeping import (  # noqa: F401  (td_targets: part of the answer)
-    LaneKeepingEnv,
-    build_q_network,
-    td_targets,
-)
+from aiprep.kit.seed_code import SeedRun, run_seed
+from solutions.rl.dqn_lane_keeping import LaneKeepingEnv, build_q_network
+from solutions.rl.dqn_lane_keeping import td_targets as td_targets  # re-exported: an ANSWER
 
 SEED = 0
 OBS_DIM, NUM_ACTIONS = 5, 3  # the seed's input_shape and action_space
@@ -126,6 +122,7 @@ for episode in range(episodes):
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("select_action", "make_target_network", "td_targets")
+BASED_ON = "rl.dqn_lane_keeping"
 
 # -----------------------------------------------------------------------------
 # The answer: epsilon-greedy action, a real target network, TD targets
@@ -182,7 +179,7 @@ class SeedInterfaceEnv:
     def reset(self) -> np.ndarray:
         return self._five(self.env.reset())
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, dict]:
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
         obs, reward, terminated, truncated = self.env.step(action)
         return self._five(obs), reward, terminated or truncated, {}
 
@@ -191,8 +188,8 @@ class SeedInterfaceEnv:
         return np.concatenate([obs, np.zeros(3, np.float32)])  # (5,)
 
 
-def run_original() -> tuple[BaseException | None, dict]:
-    """Exec ORIGINAL with a stand-in ``env`` (the seed has none); the exception and namespace.
+def run_original() -> SeedRun:
+    """Run ORIGINAL with a stand-in ``env`` (the seed has none): what it raised, what it left.
 
     Without ``env`` it stops at once with a NameError; with one, it runs until the replay
     memory holds more than 64 transitions and then hits its next bug. The seed predates
@@ -200,21 +197,16 @@ def run_original() -> tuple[BaseException | None, dict]:
     that was never called raises AttributeError before any of that. So ``tf.keras`` here is
     tf_keras, the Keras 2 it was written for (its only use of ``tf`` is ``tf.keras``).
     """
-    source = ORIGINAL.replace("import tensorflow as tf\n", "")
-    namespace: dict = {"env": SeedInterfaceEnv(SEED), "tf": types.SimpleNamespace(keras=keras)}
+    namespace = {"env": SeedInterfaceEnv(SEED), "tf": types.SimpleNamespace(keras=keras)}
     keras.utils.set_random_seed(SEED)  # seeds Python's `random` too, used by the seed
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # model.predict's progress bars
-            exec(source, namespace)  # the seed's code, on purpose
-    except Exception as error:  # record whatever it raises
-        return error, namespace
-    return None, namespace
+    return run_seed(ORIGINAL, namespace, replace=[("import tensorflow as tf\n", "")])
 
 
 def make_data(seed: int = SEED) -> np.ndarray:
     """Probe states (N_STATES, 5) float32: the stand-in environment's observations."""
     env = SeedInterfaceEnv(seed)
-    states, state = [], env.reset()
+    states: list[np.ndarray] = []
+    state = env.reset()
     rng = np.random.default_rng(seed)
     while len(states) < N_STATES:
         states.append(state)
@@ -233,7 +225,21 @@ def online_step(q_net: keras.Model) -> None:
     q_net.set_weights([w + 0.1 * np.sign(w + 1e-3) for w in q_net.get_weights()])
 
 
-def reference_comparisons(impl: object) -> dict[str, Comparison]:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def select_action(
+        self, q_net: keras.Model, state: np.ndarray, epsilon: float, rng: np.random.Generator
+    ) -> int: ...
+
+    def make_target_network(self, q_net: keras.Model) -> keras.Model: ...
+
+    def td_targets(
+        self, rewards: tf.Tensor, next_q: tf.Tensor, terminated: tf.Tensor, gamma: float
+    ) -> tf.Tensor: ...
+
+
+def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """Every equality-type comparison: impl's target copy vs the online net, TD targets.
 
     Why ATOL + RTOL * |expected| with ATOL = 1e-6, RTOL = 1e-5: the target network holds a
@@ -247,11 +253,11 @@ def reference_comparisons(impl: object) -> dict[str, Comparison]:
     states = make_data()  # (64, 5)
     keras.utils.set_random_seed(SEED)
     q_net = build_q_network(OBS_DIM, NUM_ACTIONS)
-    target_net = impl.make_target_network(q_net)  # type: ignore[attr-defined]
+    target_net = impl.make_target_network(q_net)
     q_before, t_before = q_net(states).numpy(), target_net(states).numpy()  # (64, 3) each
     online_step(q_net)
     t_after = target_net(states).numpy()
-    got = impl.td_targets(TD_REWARDS, TD_NEXT_Q, TD_TERMINATED, GAMMA)  # type: ignore[attr-defined]
+    got = impl.td_targets(TD_REWARDS, TD_NEXT_Q, TD_TERMINATED, GAMMA)
     return {
         TARGET_COPY_CHECK: compare(t_before, q_before, atol=ATOL, rtol=RTOL),
         TARGET_FROZEN_CHECK: compare(t_after, t_before, atol=ATOL, rtol=RTOL),
@@ -259,23 +265,30 @@ def reference_comparisons(impl: object) -> dict[str, Comparison]:
     }
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Run the seed; then check impl's target copy, epsilon-greedy actions and TD targets."""
     report = SolutionReport(solution="rl.fix_seed_dqn")
+    _seed_facts(report)
+    comparisons = reference_comparisons(impl)
+    q_net, states = _target_network(report, comparisons)
+    _epsilon_greedy(report, impl, q_net, states)
+    _td_targets(report, impl, comparisons[TD_CHECK])
+    return report
 
-    # 1. The seed, with an env substituted: it fails at `.numpy()` on a NumPy array. These
-    # are facts about the seed's code, not impl's: seed facts, outside the verdict.
-    error, seed_ns = run_original()
-    report.metric("original raised", type(error).__name__ if error else "nothing")
-    report.seed_fact(
+
+def _seed_facts(report: SolutionReport) -> None:
+    """1. The seed, with an env substituted: it fails at `.numpy()` on a NumPy array. These
+    are facts about the seed's code, not impl's: seed facts, outside the verdict."""
+    seed = run_original()
+    report.expect_raise(
         "original raises AttributeError",
-        raised(error, AttributeError, "numpy"),
-        "==",
-        1,
-        f"model.predict returns NumPy: {error}",
+        seed.error,
+        AttributeError,
+        "numpy",
+        f"model.predict returns NumPy: {seed.error}",
     )
     # Its target network: change the online weights, look at the target's.
-    online, target = seed_ns["model"], seed_ns["target_model"]
+    online, target = seed.namespace["model"], seed.namespace["target_model"]
     online.set_weights([w + 1.0 for w in online.get_weights()])
     shared = all(
         np.array_equal(t, o)
@@ -289,8 +302,16 @@ def check(impl: object) -> SolutionReport:
         "Model(inputs=model.input, outputs=model.output) reuses the same layers",
     )
 
-    # 2a. impl's target network: equal at creation, independent afterwards; TD targets.
-    comparisons = reference_comparisons(impl)
+
+def _target_network(
+    report: SolutionReport, comparisons: dict[str, Comparison]
+) -> tuple[keras.Model, np.ndarray]:
+    """2a. impl's target network (compared in reference_comparisons): equal at creation,
+    independent afterwards.
+
+    Returns the online network of those comparisons, after its update, and the probe
+    states (64, 5) for the epsilon-greedy checks.
+    """
     states = make_data()  # (64, 5)
     keras.utils.set_random_seed(SEED)
     q_net = build_q_network(OBS_DIM, NUM_ACTIONS)  # the same weights as in the comparisons
@@ -322,11 +343,17 @@ def check(impl: object) -> SolutionReport:
         f"{RTOL:g}*|Q| (reference: 0); the seed's shared-layer target moves with the online "
         f"net by 0.81, 5.2e5 times outside; " + frozen_cmp.detail,
     )
+    return q_net, states
 
-    # 2b. epsilon-greedy: ints in range, greedy at 0, uniform at 1.
+
+def _epsilon_greedy(
+    report: SolutionReport, impl: Answer, q_net: keras.Model, states: np.ndarray
+) -> None:
+    """2b. epsilon-greedy: ints in range, greedy at 0, uniform at 1."""
+    best = q_net(states).numpy().argmax(axis=1)  # (64,): the greedy actions, before any call
     rng = np.random.default_rng(SEED)
-    greedy = [impl.select_action(q_net, s, 0.0, rng) for s in states]  # type: ignore[attr-defined]
-    randoms = [impl.select_action(q_net, states[0], 1.0, rng) for _ in range(N_RANDOM_ACTIONS)]  # type: ignore[attr-defined]
+    greedy = [impl.select_action(q_net, s, 0.0, rng) for s in states]
+    randoms = [impl.select_action(q_net, states[0], 1.0, rng) for _ in range(N_RANDOM_ACTIONS)]
     actions = greedy + randoms
     valid = np.mean([type(a) is int and 0 <= a < NUM_ACTIONS for a in actions])
     report.check(
@@ -338,7 +365,7 @@ def check(impl: object) -> SolutionReport:
         f"buffers expect ints; the seed's np.argmax returns np.int64 on the 64 greedy calls: "
         f"0.93",
     )
-    agree = float(np.mean(np.array(greedy) == q_after.argmax(axis=1)))
+    agree = float(np.mean(np.array(greedy) == best))
     report.check(
         "epsilon 0: argmax of Q (agreement)",
         agree,
@@ -358,9 +385,10 @@ def check(impl: object) -> SolutionReport:
         f"below; epsilon tested the wrong way round is greedy here (900 of one action): 0",
     )
 
-    # 2c. TD targets against r + gamma * (1 - done) * max_a' Q'(s', a'), by hand.
-    td = comparisons[TD_CHECK]
-    got = np.asarray(impl.td_targets(TD_REWARDS, TD_NEXT_Q, TD_TERMINATED, GAMMA))  # type: ignore[attr-defined]
+
+def _td_targets(report: SolutionReport, impl: Answer, td: Comparison) -> None:
+    """2c. TD targets against r + gamma * (1 - done) * max_a' Q'(s', a'), by hand."""
+    got = np.asarray(impl.td_targets(TD_REWARDS, TD_NEXT_Q, TD_TERMINATED, GAMMA))
     report.metric("TD targets", ", ".join(f"{v:.3f}" for v in got.ravel()))
     report.metric("max |TD targets - hand-computed|", td.max_abs_diff)
     report.check(
@@ -373,7 +401,6 @@ def check(impl: object) -> SolutionReport:
         f"{RTOL:g}*|y|; bootstrapping through the terminal states (no 1 - terminated) is "
         f"4.5 off at the last, 4.5e5 times outside; " + td.detail,
     )
-    return report
 
 
 if __name__ == "__main__":
