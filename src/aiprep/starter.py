@@ -125,6 +125,17 @@ def _third_party_imports(mod: _Module) -> list[str]:
     return out
 
 
+def _only_used(line: str, used: set[str]) -> str:
+    """A ``from typing import ...`` cut down to the names the starter uses ("" if none):
+    the reference's ``Protocol`` and ``cast`` are its own business. Other imports stay: the
+    libraries the reference uses are a candidate's likely tools."""
+    node = ast.parse(line).body[0]
+    if not (isinstance(node, ast.ImportFrom) and node.module in ("typing", "typing_extensions")):
+        return line
+    node.names = [a for a in node.names if (a.asname or a.name) in used]
+    return ast.unparse(node) if node.names else ""
+
+
 def build_starter(root: Path, module: str, header: str) -> str:
     """The starter file's text for ``solutions.<module>``; ``header`` becomes its docstring."""
     main = _load(root, module)
@@ -171,6 +182,8 @@ def build_starter(root: Path, module: str, header: str) -> str:
 
     for name in names:
         add(main, name)
+    used = _names_in([ast.parse(code) for code in [*stubs, *constants.values()]])
+    imports = [line for line in (_only_used(line, used) for line in imports) if line]
     parts = [f'"""{header}"""', "from __future__ import annotations", "\n".join(imports)]
     if constants:
         parts.append("\n".join(constants.values()))
