@@ -22,6 +22,7 @@ with the fixed generator loss pull its accuracy on fakes back down.
 from __future__ import annotations
 
 import warnings
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -30,7 +31,7 @@ import tf_keras as keras
 from aiprep.kit import events, synthetic
 from aiprep.kit.compare import Comparison, compare
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import raised
+from aiprep.kit.seed_code import SeedRun, run_seed
 
 SEED = 0
 LATENT_DIM = 100  # as in the seed
@@ -160,22 +161,28 @@ def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
 # Running the seed's code, data, and measurement
 
 
-def run_original() -> tuple[BaseException | None, dict]:
-    """Exec ORIGINAL; the exception it raised and the namespace it left.
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_discriminator(self) -> keras.Model: ...
+
+    def discriminator_loss(self, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor: ...
+
+    def generator_loss(self, fake_logits: tf.Tensor) -> tf.Tensor: ...
+
+
+def run_original() -> SeedRun:
+    """Run ORIGINAL: the exception it raised and the namespace it left.
 
     The seed defines neither ``batch_size`` nor ``train_dataset``: we substitute 4 and
     four tiny (image, label) pairs, so the run gets as far as the seed's own next bug.
     """
     images = np.zeros((4, 28, 28, 1), np.float32)
-    namespace: dict = {
+    namespace: dict[str, Any] = {
         "batch_size": 4,
         "train_dataset": tf.data.Dataset.from_tensor_slices((images, np.zeros(4))),
     }
-    try:
-        exec(ORIGINAL, namespace)  # the seed's code, on purpose
-    except Exception as error:  # record whatever it raises
-        return error, namespace
-    return None, namespace
+    return run_seed(ORIGINAL, namespace)
 
 
 def make_data(seed: int = SEED) -> synthetic.Split:
@@ -236,7 +243,7 @@ def hand_bce_pair() -> tuple[float, float]:
     )
 
 
-def reference_comparisons(impl: object) -> dict[str, Comparison]:
+def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """Every equality-type comparison: impl's two losses vs BCE computed by hand in float64.
 
     Why ATOL + RTOL * |expected| with ATOL = 1e-6, RTOL = 1e-5: each loss is a float32 mean
@@ -248,8 +255,8 @@ def reference_comparisons(impl: object) -> dict[str, Comparison]:
     """
     d_expected, g_expected = hand_bce_pair()
     reversed_logits = tf.constant(PROBE_LOGITS[::-1].copy())
-    d_loss = impl.discriminator_loss(tf.constant(PROBE_LOGITS), reversed_logits)  # type: ignore[attr-defined]
-    g_loss = impl.generator_loss(tf.constant(PROBE_LOGITS))  # type: ignore[attr-defined]
+    d_loss = impl.discriminator_loss(tf.constant(PROBE_LOGITS), reversed_logits)
+    g_loss = impl.generator_loss(tf.constant(PROBE_LOGITS))
     return {
         D_LOSS_CHECK: compare(float(d_loss), d_expected, atol=ATOL, rtol=RTOL),
         G_LOSS_CHECK: compare(float(g_loss), g_expected, atol=ATOL, rtol=RTOL),
@@ -257,7 +264,7 @@ def reference_comparisons(impl: object) -> dict[str, Comparison]:
 
 
 def loss_on_plain_copies(
-    impl: object, discriminator: keras.Model, real: np.ndarray, fake: np.ndarray
+    impl: Answer, discriminator: keras.Model, real: np.ndarray, fake: np.ndarray
 ) -> float:
     """impl's discriminator_loss on D's outputs for ``real`` and ``fake`` as plain tensors.
 
@@ -270,46 +277,56 @@ def loss_on_plain_copies(
     """
     real_out = discriminator(real, training=False).numpy()  # (N, 1)
     fake_out = discriminator(fake, training=False).numpy()
-    return float(impl.discriminator_loss(tf.constant(real_out), tf.constant(fake_out)))  # type: ignore[attr-defined]
+    return float(impl.discriminator_loss(tf.constant(real_out), tf.constant(fake_out)))
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Run the seed; compare impl's losses with hand BCE; train impl's D, then a generator."""
     report = SolutionReport(solution="generative.fix_seed_gan")
+    _seed_facts(report)
+    _losses_vs_hand_bce(report, impl)
+    # A few training steps. D first (G fixed): it should separate digits from untrained
+    # generator output. Then G (D fixed): it should pull D's accuracy on fakes back down.
+    data = make_data()
+    steps = _discriminator_steps(report, impl, data)
+    _generator_steps(report, impl, data, steps)
+    return report
 
-    # 1. The seed as written: it stops at its first undefined name. What this part measures
-    # is about the seed's code, not impl's: seed facts, outside the candidate's verdict.
-    error, seed_ns = run_original()
-    report.metric("original raised", type(error).__name__ if error else "nothing")
-    report.seed_fact(
+
+def _seed_facts(report: SolutionReport) -> None:
+    """1. The seed as written: it stops at its first undefined name. What this part measures
+    is about the seed's code, not impl's: seed facts, outside the candidate's verdict."""
+    seed = run_original()
+    report.expect_raise(
         "original raises NameError",
-        raised(error, NameError, "'np'"),
-        "==",
-        1,
-        f"np is never imported: {error}",
+        seed.error,
+        NameError,
+        "'np'",
+        f"np is never imported: {seed.error}",
     )
     # The silent bug, measured with the seed's own loss on its own discriminator's outputs
     # (Keras 3, as the seed's tf.keras is in TF >= 2.16). Straight from the model, Keras
     # sees the Sigmoid (``_keras_logits``), uses its input and only warns, so the loss is
     # right by luck; the same probabilities as plain tensors (after any op, a cast, a
     # predict()) get a second sigmoid. The true BCE of those probabilities is the reference.
+    seed_loss = seed.namespace["discriminator_loss"]
     keras.utils.set_random_seed(SEED)
     probe = np.random.default_rng(SEED).uniform(-1, 1, (2, 8, 28, 28, 1)).astype(np.float32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*received `from_logits=True`", UserWarning)
         warnings.filterwarnings("ignore", ".*`input_shape`/`input_dim`", UserWarning)
-        seed_d = seed_ns["build_discriminator"]()
+        seed_d = seed.namespace["build_discriminator"]()
         p_real, p_fake = seed_d(probe[0]), seed_d(probe[1])  # (8, 1) sigmoid outputs
-        seed_direct = float(seed_ns["discriminator_loss"](p_real, p_fake))
+        seed_direct = float(seed_loss(p_real, p_fake))
     p_real, p_fake = p_real.numpy(), p_fake.numpy()
-    seed_plain = float(seed_ns["discriminator_loss"](tf.constant(p_real), tf.constant(p_fake)))
+    seed_plain = float(seed_loss(tf.constant(p_real), tf.constant(p_fake)))
     true_bce = float(-np.mean(np.log(p_real)) - np.mean(np.log1p(-p_fake)))
     report.metric("seed's D: true BCE of its probabilities", true_bce)
     report.metric("seed's loss, outputs straight from the model", seed_direct)
     report.metric("seed's loss, same outputs as plain tensors", seed_plain)
     # A perfect discriminator (probability 1 on real, 0 on fake) as plain tensors.
     perfect_real, perfect_fake = np.ones((8, 1), np.float32), np.zeros((8, 1), np.float32)
-    seed_floor = float(seed_ns["discriminator_loss"](perfect_real, perfect_fake))
+    seed_floor = float(seed_loss(perfect_real, perfect_fake))
     report.metric("seed's D loss for a perfect D (plain probabilities)", seed_floor)
     report.seed_fact(
         "original: D loss floor with sigmoid + from_logits",
@@ -319,8 +336,10 @@ def check(impl: object) -> SolutionReport:
         "log(1 + e^-1) + log 2 = 1.006 where the true BCE is 0: a second sigmoid",
     )
 
-    # 2a. impl's losses against a hand-computed BCE, on logits up to +-20: a sigmoid + BCE on
-    # probabilities clips at 1e-7 (16.1 nats) and gets these wrong.
+
+def _losses_vs_hand_bce(report: SolutionReport, impl: Answer) -> None:
+    """2a. impl's losses against a hand-computed BCE, on logits up to +-20: a sigmoid + BCE
+    on probabilities clips at 1e-7 (16.1 nats) and gets these wrong."""
     comparisons = reference_comparisons(impl)
     d_cmp, g_cmp = comparisons[D_LOSS_CHECK], comparisons[G_LOSS_CHECK]
     report.metric("hand-computed BCE, real + fake (logits -20..20)", hand_bce_pair()[0])
@@ -346,40 +365,43 @@ def check(impl: object) -> SolutionReport:
         "off; " + g_cmp.detail,
     )
 
-    # 2b. A few training steps. D first (G fixed): it should separate digits from untrained
-    # generator output. Then G (D fixed): it should pull D's accuracy on fakes back down.
-    data = make_data()
+
+class _AfterDSteps(NamedTuple):
+    """What the D steps leave for the G steps."""
+
+    discriminator: keras.Model
+    generator: keras.Model
+    g_opt: keras.optimizers.Optimizer
+    z_eval: tf.Tensor  # (256, LATENT_DIM): the held-out noise D's accuracy is measured on
+    fake_acc: float  # D's accuracy on G(z_eval) after the D steps
+
+
+def _discriminator_steps(
+    report: SolutionReport, impl: Answer, data: synthetic.Split
+) -> _AfterDSteps:
+    """2b. D_STEPS steps of impl's discriminator with impl's discriminator_loss against an
+    untrained generator: D's accuracy, and its loss on plain copies of its outputs."""
     keras.utils.set_random_seed(SEED)
-    discriminator = impl.build_discriminator()  # type: ignore[attr-defined]
+    discriminator = impl.build_discriminator()
     generator = build_generator()
     d_opt = keras.optimizers.Adam(LEARNING_RATE)
     g_opt = keras.optimizers.Adam(LEARNING_RATE)
     real_pool = tf.constant(data.x_train)  # (512, 28, 28, 1)
     z_eval = tf.random.normal((len(data.x_test), LATENT_DIM), seed=SEED)  # (256, 100)
 
-    @tf.function
-    def d_step() -> tf.Tensor:
+    def d_update() -> tf.Tensor:
         idx = tf.random.uniform((BATCH_SIZE,), 0, len(data.x_train), dtype=tf.int32)
         z = tf.random.normal((BATCH_SIZE, LATENT_DIM))
         fake = generator(z, training=False)  # (B, 28, 28, 1), G not updated here
         with tf.GradientTape() as tape:
             real_logits = discriminator(tf.gather(real_pool, idx), training=True)  # (B, 1)
             fake_logits = discriminator(fake, training=True)
-            loss = impl.discriminator_loss(real_logits, fake_logits)  # type: ignore[attr-defined]
+            loss = impl.discriminator_loss(real_logits, fake_logits)
         grads = tape.gradient(loss, discriminator.trainable_variables)
         d_opt.apply_gradients(zip(grads, discriminator.trainable_variables, strict=True))
         return loss
 
-    @tf.function
-    def g_step() -> tf.Tensor:
-        z = tf.random.normal((BATCH_SIZE, LATENT_DIM))
-        with tf.GradientTape() as tape:
-            fake_logits = discriminator(generator(z, training=True), training=False)
-            loss = impl.generator_loss(fake_logits)  # type: ignore[attr-defined]
-        grads = tape.gradient(loss, generator.trainable_variables)
-        g_opt.apply_gradients(zip(grads, generator.trainable_variables, strict=True))
-        return loss
-
+    d_step = tf.function(d_update)
     real_acc0, fake_acc0 = d_accuracy(discriminator, data.x_test, generator(z_eval).numpy())
     events.start("train discriminator", D_STEPS)
     for step in range(D_STEPS):
@@ -412,24 +434,42 @@ def check(impl: object) -> SolutionReport:
         "cannot go below log(1 + e^-1) + log 2 = 1.006 (the seed's D scores 1.0065, though "
         "its training loss straight from the model reaches 0.0004); 0.5 lies between",
     )
+    return _AfterDSteps(discriminator, generator, g_opt, z_eval, fake_acc1)
 
+
+def _generator_steps(
+    report: SolutionReport, impl: Answer, data: synthetic.Split, after: _AfterDSteps
+) -> None:
+    """2c. G_STEPS steps of the generator with impl's generator_loss, D frozen: they should
+    pull D's accuracy on fakes back down."""
+    discriminator, generator, g_opt = after.discriminator, after.generator, after.g_opt
+
+    def g_update() -> tf.Tensor:
+        z = tf.random.normal((BATCH_SIZE, LATENT_DIM))
+        with tf.GradientTape() as tape:
+            fake_logits = discriminator(generator(z, training=True), training=False)
+            loss = impl.generator_loss(fake_logits)
+        grads = tape.gradient(loss, generator.trainable_variables)
+        g_opt.apply_gradients(zip(grads, generator.trainable_variables, strict=True))
+        return loss
+
+    g_step = tf.function(g_update)
     events.start("train generator", G_STEPS)
     for step in range(G_STEPS):
         loss = g_step()
         if (step + 1) % 5 == 0:
             events.advance("train generator", step + 1, g_loss=float(loss))
-    _, fake_acc2 = d_accuracy(discriminator, data.x_test, generator(z_eval).numpy())
+    _, fake_acc2 = d_accuracy(discriminator, data.x_test, generator(after.z_eval).numpy())
     report.metric("D accuracy on fakes after G steps", fake_acc2)
     report.check(
         "D accuracy on fakes: drop after G steps",
-        fake_acc1 - fake_acc2,
+        after.fake_acc - fake_acc2,
         ">=",
         0.3,
         f"{G_STEPS} generator steps with generator_loss fool the frozen D (reference: from "
         f"1.0 to 0.0); the saturating log(1 - D(G(z))) has ~0 gradient where D rejects the "
         f"fakes and leaves it at 1.0 (drop 0)",
     )
-    return report
 
 
 if __name__ == "__main__":

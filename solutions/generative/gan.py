@@ -15,6 +15,7 @@ compared with the same generator untrained.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -103,8 +104,7 @@ def train(
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
     pool = tf.constant(real)  # (N, 2): sampling inside the graph beats a tf.data round trip
 
-    @tf.function
-    def train_step() -> tuple[tf.Tensor, tf.Tensor]:
+    def adversarial_step() -> tuple[tf.Tensor, tf.Tensor]:
         idx = tf.random.uniform((batch_size,), 0, len(real), dtype=tf.int32)
         real_batch = tf.gather(pool, idx)  # (B, 2)
         z = tf.random.normal((batch_size, latent_dim))  # (B, latent_dim)
@@ -139,6 +139,7 @@ def train(
         g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables, strict=True))
         return d_loss, g_loss
 
+    train_step = tf.function(adversarial_step)  # traced once into a graph, run every step
     history: dict[str, list[float]] = {"d_loss": [], "g_loss": []}
     events.start("train GAN", steps)
     for step in range(steps):
@@ -156,7 +157,7 @@ def train(
 
 def make_data(seed: int = SEED) -> np.ndarray:
     """20000 real samples (N, 2) float32 from the ring of 8 Gaussians (radius 2, std 0.05)."""
-    points, _ = ring_of_gaussians(20000, MODES, RADIUS, STD, seed=seed)
+    points: np.ndarray = ring_of_gaussians(20000, MODES, RADIUS, STD, seed=seed)[0]
     return points
 
 
@@ -191,7 +192,10 @@ def measure(samples: np.ndarray, real: np.ndarray) -> dict[str, float]:
 def generate(generator: keras.Model, n: int, seed: int) -> np.ndarray:
     """``n`` samples (n, 2) from ``generator`` for fixed noise drawn from ``seed``."""
     z = np.random.default_rng(seed).normal(size=(n, generator.input_shape[-1]))
-    return np.asarray(generator.predict(z.astype(np.float32), batch_size=1024, verbose=0))
+    samples: np.ndarray = np.asarray(
+        generator.predict(z.astype(np.float32), batch_size=1024, verbose=0)
+    )
+    return samples
 
 
 def far_outputs(discriminator: keras.Model, n: int = 64) -> np.ndarray:
@@ -205,18 +209,35 @@ def far_outputs(discriminator: keras.Model, n: int = 64) -> np.ndarray:
     return np.asarray(discriminator(points.astype(np.float32), training=False))
 
 
-def check(impl: object) -> SolutionReport:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_generator(self, latent_dim: int) -> keras.Model: ...
+
+    def build_discriminator(self) -> keras.Model: ...
+
+    def train(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        real: np.ndarray,
+        steps: int = STEPS,
+        batch_size: int = BATCH_SIZE,
+    ) -> dict[str, list[float]]: ...
+
+
+def check(impl: Answer) -> SolutionReport:
     """Train ``impl``'s GAN on the ring; measure it against the real data and its untrained self."""
     report = SolutionReport(solution="generative.gan")
     real = make_data()
     real_eval, _ = ring_of_gaussians(N_EVAL, MODES, RADIUS, STD, seed=SEED + 1)  # held out
 
     keras.utils.set_random_seed(SEED)
-    generator = impl.build_generator(LATENT_DIM)  # type: ignore[attr-defined]
-    discriminator = impl.build_discriminator()  # type: ignore[attr-defined]
+    generator = impl.build_generator(LATENT_DIM)
+    discriminator = impl.build_discriminator()
     before = measure(generate(generator, N_EVAL, SEED + 2), real_eval)
     t0 = time.perf_counter()
-    history = impl.train(generator, discriminator, real)  # type: ignore[attr-defined]
+    history = impl.train(generator, discriminator, real)
     train_s = time.perf_counter() - t0
     far = far_outputs(discriminator)  # (64, 1)
     report.metric("trained D output far from the data: min", float(far.min()))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Protocol
 
 import numpy as np
 import tf_keras as keras
@@ -131,19 +132,42 @@ def leaky_split(data: synthetic.Split, n_leaked: int, seed: int) -> tuple[np.nda
     return x_train, leaked
 
 
-def check(impl: object) -> SolutionReport:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_model(self, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model: ...
+
+    def train(
+        self,
+        model: keras.Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        epochs: int = EPOCHS,
+        batch_size: int = BATCH_SIZE,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+    ) -> keras.callbacks.History: ...
+
+    def leaked_test_images(self, x_train: np.ndarray, x_test: np.ndarray) -> np.ndarray: ...
+
+
+def check(impl: Answer) -> SolutionReport:
     """Dedup the split with ``impl.leaked_test_images``; train ``impl.build_model`` with
     ``impl.train`` on real and on shuffled labels."""
     report = SolutionReport(solution="training.cnn_image_classifier")
     data = make_data()
-    input_shape = data.x_train.shape[1:]
+    _dedup(report, impl, data)
+    _real_labels(report, impl, data)
+    _shuffled_label_control(report, impl, data)
+    return report
 
-    # 0. Dedup: no test image may also be a training image. The shuffled-label control below
-    # cannot see this leak, so it gets its own check, and the dedup itself must find the
-    # copies planted in a leaky split (a dedup that finds nothing would pass the first part).
-    found = np.asarray(impl.leaked_test_images(data.x_train, data.x_test))  # type: ignore[attr-defined]
+
+def _dedup(report: SolutionReport, impl: Answer, data: synthetic.Split) -> None:
+    """0. Dedup: no test image may also be a training image. The shuffled-label control
+    cannot see this leak, so it gets its own check, and the dedup itself must find the
+    copies planted in a leaky split (a dedup that finds nothing would pass the first part)."""
+    found = np.asarray(impl.leaked_test_images(data.x_train, data.x_test))
     x_leaky, planted = leaky_split(data, N_LEAKED, seed=SEED + 2)
-    found_leaky = np.asarray(impl.leaked_test_images(x_leaky, data.x_test))  # type: ignore[attr-defined]
+    found_leaky = np.asarray(impl.leaked_test_images(x_leaky, data.x_test))
     report.metric("test images found in the training set", len(found))
     report.metric(f"leaky split: planted copies found (of {N_LEAKED})", len(found_leaky))
     report.check(
@@ -163,13 +187,13 @@ def check(impl: object) -> SolutionReport:
         f"flagged (found {len(found_leaky)}); a dedup that flags nothing finds 0",
     )
 
-    # 1. Real labels: the model must learn the task.
+
+def _real_labels(report: SolutionReport, impl: Answer, data: synthetic.Split) -> None:
+    """1. Real labels: the model must learn the task."""
     keras.utils.set_random_seed(SEED)
-    model = impl.build_model(input_shape, data.num_classes)  # type: ignore[attr-defined]
+    model = impl.build_model(data.x_train.shape[1:], data.num_classes)
     t0 = time.perf_counter()
-    impl.train(  # type: ignore[attr-defined]
-        model, data.x_train, data.y_train, callbacks=[events.keras_callback("train CNN")]
-    )
+    impl.train(model, data.x_train, data.y_train, callbacks=[events.keras_callback("train CNN")])
     train_s = time.perf_counter() - t0
     test_acc = accuracy(model, data.x_test, data.y_test)
     report.metric("test accuracy", test_acc)
@@ -184,13 +208,15 @@ def check(impl: object) -> SolutionReport:
         "epochs (wrong-answer fixture)",
     )
 
-    # 2. Control: identical architecture and training, labels permuted. Whatever this
-    # reaches on the test set is what the pipeline gets without the image -> label signal
-    # (class balance, a metric or evaluation bug). It says nothing about duplicates: a test
-    # image copied into the training set gets a random label here, so it cannot help.
+
+def _shuffled_label_control(report: SolutionReport, impl: Answer, data: synthetic.Split) -> None:
+    """2. Control: identical architecture and training, labels permuted. Whatever this
+    reaches on the test set is what the pipeline gets without the image -> label signal
+    (class balance, a metric or evaluation bug). It says nothing about duplicates: a test
+    image copied into the training set gets a random label here, so it cannot help."""
     keras.utils.set_random_seed(SEED)
-    control = impl.build_model(input_shape, data.num_classes)  # type: ignore[attr-defined]
-    impl.train(  # type: ignore[attr-defined]
+    control = impl.build_model(data.x_train.shape[1:], data.num_classes)
+    impl.train(
         control,
         data.x_train,
         synthetic.shuffled_labels(data.y_train, seed=SEED + 1),
@@ -209,7 +235,6 @@ def check(impl: object) -> SolutionReport:
         "balance (blind to train/test duplicates: see the dedup checks); a train that also "
         "fits the test split with its true labels reaches 0.34 here (wrong-answer variant)",
     )
-    return report
 
 
 if __name__ == "__main__":

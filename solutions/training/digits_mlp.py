@@ -14,6 +14,7 @@ per "epoch" (5 steps in all), which leaves the same MLP at ~56% test accuracy (m
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 import numpy as np
 import tf_keras as keras
@@ -97,27 +98,54 @@ def build_linear_baseline(input_shape: tuple[int, int], num_classes: int) -> ker
     )
 
 
-def check(impl: object) -> SolutionReport:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_model(self, input_shape: tuple[int, int], num_classes: int) -> keras.Model: ...
+
+    def train(
+        self,
+        model: keras.Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        epochs: int = EPOCHS,
+        batch_size: int = BATCH_SIZE,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+    ) -> keras.callbacks.History: ...
+
+
+def check(impl: Answer) -> SolutionReport:
     """Train ``impl.build_model`` with ``impl.train``; compare with a linear baseline."""
     report = SolutionReport(solution="training.digits_mlp")
     data = make_data()
-    input_shape = data.x_train.shape[1:]
+    test_acc = _candidate_mlp(report, impl, data)
+    _linear_baseline(report, data, test_acc)
+    _seed_schedule(report, data)
+    return report
 
-    # 1. The candidate's MLP and training loop.
+
+def _candidate_mlp(report: SolutionReport, impl: Answer, data: synthetic.Split) -> float:
+    """1. The candidate's MLP and training loop; returns its test accuracy."""
     keras.utils.set_random_seed(SEED)
-    model = impl.build_model(input_shape, data.num_classes)  # type: ignore[attr-defined]
+    model = impl.build_model(data.x_train.shape[1:], data.num_classes)
     t0 = time.perf_counter()
-    impl.train(  # type: ignore[attr-defined]
-        model, data.x_train, data.y_train, callbacks=[events.keras_callback("train MLP")]
-    )
+    impl.train(model, data.x_train, data.y_train, callbacks=[events.keras_callback("train MLP")])
     train_s = time.perf_counter() - t0
-    test_acc = accuracy(model, data.x_test, data.y_test)
+    test_acc: float = accuracy(model, data.x_test, data.y_test)
+    report.metric("test accuracy", test_acc)
+    report.metric("chance accuracy", 1.0 / data.num_classes)
+    report.metric("parameters", int(model.count_params()))
+    report.metric("train wall time", train_s, "s")
+    report.check("test accuracy", test_acc, ">=", 0.95, "the MLP learns the 10 digits")
+    return test_acc
 
-    # 2. Baseline: a linear classifier, trained by this module's own (correct) loop with the
-    # same budget. A single linear template per class cannot absorb the shifts, rotations and
-    # stroke variations, so it tops out around 92%; the hidden layer has to earn its keep.
+
+def _linear_baseline(report: SolutionReport, data: synthetic.Split, test_acc: float) -> None:
+    """2. Baseline: a linear classifier, trained by this module's own (correct) loop with
+    the same budget. A single linear template per class cannot absorb the shifts, rotations
+    and stroke variations, so it tops out around 92%; the hidden layer has to earn its keep."""
     keras.utils.set_random_seed(SEED)
-    baseline = build_linear_baseline(input_shape, data.num_classes)
+    baseline = build_linear_baseline(data.x_train.shape[1:], data.num_classes)
     train(
         baseline,
         data.x_train,
@@ -125,22 +153,8 @@ def check(impl: object) -> SolutionReport:
         callbacks=[events.keras_callback("train linear baseline")],
     )
     linear_acc = accuracy(baseline, data.x_test, data.y_test)
-
-    # 3. The seed's PyTorch schedule, for the record: this module's MLP and Adam, one
-    # full-batch step per epoch (5 updates instead of ~400). Cheap: 5 steps.
-    keras.utils.set_random_seed(SEED)
-    seed_schedule = build_model(input_shape, data.num_classes)
-    train(seed_schedule, data.x_train, data.y_train, batch_size=len(data.x_train))
-    seed_schedule_acc = accuracy(seed_schedule, data.x_test, data.y_test)
-
-    report.metric("test accuracy", test_acc)
     report.metric("linear baseline test accuracy", linear_acc)
-    report.metric("seed's schedule: 5 full-batch steps, test accuracy", seed_schedule_acc)
-    report.metric("chance accuracy", 1.0 / data.num_classes)
-    report.metric("parameters", int(model.count_params()))
     report.metric("linear baseline parameters", int(baseline.count_params()))
-    report.metric("train wall time", train_s, "s")
-    report.check("test accuracy", test_acc, ">=", 0.95, "the MLP learns the 10 digits")
     report.check(
         "test accuracy - linear baseline",
         test_acc - linear_acc,
@@ -148,7 +162,16 @@ def check(impl: object) -> SolutionReport:
         0.03,
         "the hidden ReLU layer beats softmax regression trained the same way",
     )
-    return report
+
+
+def _seed_schedule(report: SolutionReport, data: synthetic.Split) -> None:
+    """3. The seed's PyTorch schedule, for the record: this module's MLP and Adam, one
+    full-batch step per epoch (5 updates instead of ~400). Cheap: 5 steps."""
+    keras.utils.set_random_seed(SEED)
+    seed_schedule = build_model(data.x_train.shape[1:], data.num_classes)
+    train(seed_schedule, data.x_train, data.y_train, batch_size=len(data.x_train))
+    seed_schedule_acc = accuracy(seed_schedule, data.x_test, data.y_test)
+    report.metric("seed's schedule: 5 full-batch steps, test accuracy", seed_schedule_acc)
 
 
 if __name__ == "__main__":

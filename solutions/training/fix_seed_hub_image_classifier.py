@@ -20,11 +20,10 @@ classifies a 4-class few-shot task far above chance, one image file at a time.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import tempfile
 import types
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -34,7 +33,7 @@ from aiprep.kit import events, synthetic
 from aiprep.kit.compare import Comparison, compare
 from aiprep.kit.metrics import accuracy
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.seed_code import SeedRun, run_seed
 from solutions.training.resnet_transfer import (
     IMAGE_SIZE,
     NUM_SOURCE_CLASSES,
@@ -81,6 +80,7 @@ print(predictions)
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("preprocess_image", "build_transfer_model")
+BASED_ON = "training.resnet_transfer"
 
 # -----------------------------------------------------------------------------
 # The answer: an image file as a batch of one, and a new head on a pretrained backbone
@@ -117,44 +117,39 @@ def build_transfer_model(pretrained: keras.Model, num_classes: int) -> keras.Mod
     return model
 
 
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def preprocess_image(self, image_path: str, size: int) -> tf.Tensor: ...
+
+    def build_transfer_model(self, pretrained: keras.Model, num_classes: int) -> keras.Model: ...
+
+
 # -----------------------------------------------------------------------------
 # The seed's failures, run offline
 
 
-class _TinyModule(tf.Module):
-    """A stand-in for a hub model: one variable and a traced ``__call__``."""
-
-    def __init__(self) -> None:
-        self.w = tf.Variable(tf.ones((4, 2)))
-
-    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32)])
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return x @ self.w  # (B, 2)
-
-
-def restored_saved_model() -> object:
+def restored_saved_model() -> Any:
     """What ``hub.load(url)`` returns once the files are downloaded: ``tf.saved_model.load``
-    of a SavedModel, here a tiny module saved to a temp dir (no network, and
-    tensorflow_hub is not installed). Callable, but not a Keras model."""
+    of a SavedModel, here a tiny module (one variable and a traced ``__call__``, a stand-in
+    for a hub model) saved to a temp dir (no network, and tensorflow_hub is not installed).
+    Callable, but not a Keras model."""
+    module = tf.Module()
+    module.w = tf.Variable(tf.ones((4, 2)))
+    module.__call__ = tf.function(
+        lambda x: x @ module.w,  # (B, 4) -> (B, 2)
+        input_signature=[tf.TensorSpec((None, 4), tf.float32)],
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        tf.saved_model.save(_TinyModule(), tmp)
+        tf.saved_model.save(module, tmp)
         return tf.saved_model.load(tmp)
 
 
-def run_seed(
-    source: str, hub_model: object, data: dict[str, object]
-) -> tuple[BaseException | None, dict[str, object]]:
-    """Run a seed snippet with ``hub.load(url)`` returning ``hub_model`` and the names in
-    ``data`` defined (the seed's data, which it never loads). Returns the exception raised
-    (None if none) and the snippet's namespace. Keras' progress output is swallowed."""
+def run_original(hub_model: object, data: dict[str, object]) -> SeedRun:
+    """Run ORIGINAL with ``hub.load(url)`` returning ``hub_model`` and the names in ``data``
+    defined (the seed's data, which it never loads): what it raised and its namespace."""
     hub = types.SimpleNamespace(load=lambda url: hub_model)
-    namespace: dict[str, object] = {"hub": hub, **data}
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            exec(source.replace("import tensorflow_hub as hub", ""), namespace)  # noqa: S102 -- the quoted seed code
-    except Exception as error:  # noqa: BLE001 -- which error is what we measure
-        return error, namespace
-    return None, namespace
+    return run_seed(ORIGINAL, {"hub": hub, **data}, replace=[("import tensorflow_hub as hub", "")])
 
 
 def imagenet_stand_in() -> keras.Model:
@@ -185,7 +180,7 @@ def write_images(x: np.ndarray, folder: str, suffix: str) -> list[str]:
 PIXEL_CHECK = "preprocess_image pixels match the file, in [0, 1]"
 
 
-def reference_comparisons(impl: object) -> dict[str, Comparison]:
+def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """``impl.preprocess_image`` on N_FILES lossless PNG files against the pixel values the
     files hold (uint8 / 255, computed in float64). Cheap: no training."""
     x_test = make_data().x_test[:N_FILES]  # (N_FILES, 16, 16, 3) float32 in [0, 1]
@@ -193,7 +188,7 @@ def reference_comparisons(impl: object) -> dict[str, Comparison]:
     stored = np.round(x_test * 255).astype(np.uint8).astype(np.float64) / 255
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_images(x_test, tmp, "png")
-        got = [np.asarray(impl.preprocess_image(p, IMAGE_SIZE)) for p in paths]  # type: ignore[attr-defined]
+        got = [np.asarray(impl.preprocess_image(p, IMAGE_SIZE)) for p in paths]
     if any(g.shape != (1, IMAGE_SIZE, IMAGE_SIZE, 3) for g in got):
         return {PIXEL_CHECK: compare(got[0], stored[:1], atol=1e-6, rtol=1e-5)}  # shape: inf
     # (N_FILES, 16, 16, 3): one batch of one image per file
@@ -215,144 +210,161 @@ def make_data(seed: int = SEED) -> synthetic.Split:
     )
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """The seed's two crashes; ``impl.preprocess_image`` on files; a new head that learns."""
     report = SolutionReport(solution="training.fix_seed_hub_image_classifier")
     data = make_data()
-
     with tempfile.TemporaryDirectory() as tmp:
-        # 1. The seed as written, against what hub.load returns: no fit.
-        x_seed = np.zeros((2, SEED_IMAGE_SIZE, SEED_IMAGE_SIZE, 3), np.float32)
-        y_seed = np.array([0, 1])
-        jpeg = write_images(data.x_test[:1], tmp, "jpg")
-        seed_data = {
-            "x_train": x_seed,
-            "y_train": y_seed,
-            "x_val": x_seed,
-            "y_val": y_seed,
-            "x_test": jpeg,  # paths, as preprocess_image expects
-        }
-        fit_error, _ = run_seed(ORIGINAL, restored_saved_model(), seed_data)
-        # 2. Past fit: a Keras model with the same interface; now predict gets one image.
-        keras.utils.set_random_seed(SEED)
-        predict_error, seed_ns = run_seed(ORIGINAL, imagenet_stand_in(), seed_data)
-        seed_shape = tuple(seed_ns["preprocess_image"](jpeg[0]).shape)  # type: ignore[operator]
-
-        # 3. The candidate's preprocessing, on lossless PNG files of the test images.
+        _seed_facts(report, data, tmp)
         png = write_images(data.x_test, tmp, "png")
-        batch = impl.preprocess_image(png[0], IMAGE_SIZE)  # type: ignore[attr-defined]
-        shape = tuple(np.shape(batch))
-        stored = np.round(data.x_test * 255) / 255  # what the PNG files hold
-        ok_shape = shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
-        comparisons = reference_comparisons(impl)
-        pixels = comparisons[PIXEL_CHECK]
-
-        report.metric("original error", describe(fit_error, "fit"))
-        report.metric("original error with a Keras model", describe(predict_error, "shape"))
-        report.metric("seed's preprocess_image output shape", str(seed_shape))
-        report.metric("preprocess_image output shape", str(shape))
-        report.seed_fact(
-            "original raises AttributeError",
-            raised(fit_error, AttributeError, "has no attribute 'fit'"),
-            "==",
-            1,
-            "hub.load returns a restored SavedModel: no fit, no predict",
-        )
-        report.seed_fact(
-            "original predict raises ValueError",
-            raised(predict_error, ValueError, "found shape=(32, 224, 3)"),
-            "==",
-            1,
-            "one (224, 224, 3) image is read as 224 samples of shape (224, 3)",
-        )
-        report.check(
-            "preprocess_image gives (1, size, size, 3)",
-            float(ok_shape),
-            "==",
-            1,
-            "a batch of one image",
-        )
-        report.metric("preprocess_image: max |pixel - file|", pixels.max_abs_diff)
-        report.check(
-            PIXEL_CHECK,
-            pixels.tolerance_used,
-            "<=",
-            1,
-            f"{N_FILES} PNG files decoded and scaled by 1/255, against the uint8 values / 255 "
-            "in float64: values in [0, 1], one division and a same-size resize, so float32 "
-            "rounding stays below 1e-7 and atol 1e-6 + rtol 1e-5 holds on any CPU. Wrong "
-            "answers land far out (tolerance_used): no /255 at 2.3e7, [-1, 1] scaling "
-            "(x/127.5 - 1) at 1e6, a resize to 2x and back at 3.5e5, no batch axis at inf; "
-            + pixels.detail,
-        )
-        if not ok_shape:
+        if not _preprocessing(report, impl, data, png):
             return report  # predict needs a batch
+        model = _new_head(report, impl, data)
+        _files_vs_arrays(report, impl, model, data, png)
+    return report
 
-        # 4. Transfer: pre-train a backbone on the source task, then a NEW head for 4 classes.
-        source = make_transfer_data(SEED).source
-        x_source, y_source = source.x_train, source.y_train
-        keras.utils.set_random_seed(SEED)
-        pretrained = build_resnet(x_source.shape[1:], NUM_SOURCE_CLASSES)
-        fit_classifier(pretrained, x_source, y_source, PRETRAIN_EPOCHS, 3e-3, 64, "pre-train")
-        keras.utils.set_random_seed(SEED)
-        model = impl.build_transfer_model(pretrained, NUM_CLASSES)  # type: ignore[attr-defined]
-        out_shape = tuple(model.output_shape)
-        report.metric("model output shape", str(out_shape))
-        report.check(
-            "new head has one logit per task class",
-            float(out_shape == (None, NUM_CLASSES)),
-            "==",
-            1,
-            f"{NUM_CLASSES} classes, not the pretrained head's",
-        )
-        before = [w.numpy().copy() for w in model.weights]  # to see what fit changes
-        # The seed's fit call, on a model that has one now.
-        model.fit(
-            data.x_train,
-            data.y_train,
-            epochs=HEAD_EPOCHS,
-            batch_size=32,
-            verbose=0,
-            callbacks=[events.keras_callback("train the new head")],
-        )
-        # "Train the head with the backbone frozen": every variable but the head's must be
-        # bit-identical after fit (a frozen variable is never written, BN statistics included).
-        head = {id(w) for w in model.layers[-1].weights}
-        changed_backbone = [
-            w.name
-            for w, old in zip(model.weights, before, strict=True)
-            if id(w) not in head and not np.array_equal(w.numpy(), old)
+
+def _seed_facts(report: SolutionReport, data: synthetic.Split, tmp: str) -> None:
+    """1. The seed as written, against what hub.load returns: no fit. 2. Past fit, a Keras
+    model with the same interface: now predict gets one image."""
+    x_seed = np.zeros((2, SEED_IMAGE_SIZE, SEED_IMAGE_SIZE, 3), np.float32)
+    y_seed = np.array([0, 1])
+    jpeg = write_images(data.x_test[:1], tmp, "jpg")
+    seed_data = {
+        "x_train": x_seed,
+        "y_train": y_seed,
+        "x_val": x_seed,
+        "y_val": y_seed,
+        "x_test": jpeg,  # paths, as preprocess_image expects
+    }
+    fit_error = run_original(restored_saved_model(), seed_data).error
+    report.expect_raise(
+        "original raises AttributeError",
+        fit_error,
+        AttributeError,
+        "has no attribute 'fit'",
+        "hub.load returns a restored SavedModel: no fit, no predict",
+    )
+    keras.utils.set_random_seed(SEED)
+    seed = run_original(imagenet_stand_in(), seed_data)
+    report.expect_raise(
+        "original predict raises ValueError",
+        seed.error,
+        ValueError,
+        "found shape=(32, 224, 3)",
+        "one (224, 224, 3) image is read as 224 samples of shape (224, 3)",
+    )
+    seed_shape = tuple(seed.namespace["preprocess_image"](jpeg[0]).shape)
+    report.metric("seed's preprocess_image output shape", str(seed_shape))
+
+
+def _preprocessing(
+    report: SolutionReport, impl: Answer, data: synthetic.Split, png: list[str]
+) -> bool:
+    """3. The candidate's preprocessing, on lossless PNG files of the test images. Whether
+    it gives a batch of one (what predict needs)."""
+    batch = impl.preprocess_image(png[0], IMAGE_SIZE)
+    shape = tuple(np.shape(batch))
+    ok_shape = shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
+    pixels = reference_comparisons(impl)[PIXEL_CHECK]
+    report.metric("preprocess_image output shape", str(shape))
+    report.check(
+        "preprocess_image gives (1, size, size, 3)",
+        float(ok_shape),
+        "==",
+        1,
+        "a batch of one image",
+    )
+    report.metric("preprocess_image: max |pixel - file|", pixels.max_abs_diff)
+    report.check(
+        PIXEL_CHECK,
+        pixels.tolerance_used,
+        "<=",
+        1,
+        f"{N_FILES} PNG files decoded and scaled by 1/255, against the uint8 values / 255 "
+        "in float64: values in [0, 1], one division and a same-size resize, so float32 "
+        "rounding stays below 1e-7 and atol 1e-6 + rtol 1e-5 holds on any CPU. Wrong "
+        "answers land far out (tolerance_used): no /255 at 2.3e7, [-1, 1] scaling "
+        "(x/127.5 - 1) at 1e6, a resize to 2x and back at 3.5e5, no batch axis at inf; "
+        + pixels.detail,
+    )
+    return ok_shape
+
+
+def _new_head(report: SolutionReport, impl: Answer, data: synthetic.Split) -> keras.Model:
+    """4. Transfer: pre-train a backbone on the source task, then impl's NEW head for 4
+    classes, trained with the seed's fit call. Returns the trained model."""
+    source = make_transfer_data(SEED).source
+    x_source, y_source = source.x_train, source.y_train
+    keras.utils.set_random_seed(SEED)
+    pretrained = build_resnet(x_source.shape[1:], NUM_SOURCE_CLASSES)
+    fit_classifier(pretrained, x_source, y_source, PRETRAIN_EPOCHS, 3e-3, 64, "pre-train")
+    keras.utils.set_random_seed(SEED)
+    model = impl.build_transfer_model(pretrained, NUM_CLASSES)
+    out_shape = tuple(model.output_shape)
+    report.metric("model output shape", str(out_shape))
+    report.check(
+        "new head has one logit per task class",
+        float(out_shape == (None, NUM_CLASSES)),
+        "==",
+        1,
+        f"{NUM_CLASSES} classes, not the pretrained head's",
+    )
+    before = [w.numpy().copy() for w in model.weights]  # to see what fit changes
+    # The seed's fit call, on a model that has one now.
+    model.fit(
+        data.x_train,
+        data.y_train,
+        epochs=HEAD_EPOCHS,
+        batch_size=32,
+        verbose=0,
+        callbacks=[events.keras_callback("train the new head")],
+    )
+    # "Train the head with the backbone frozen": every variable but the head's must be
+    # bit-identical after fit (a frozen variable is never written, BN statistics included).
+    head = {id(w) for w in model.layers[-1].weights}
+    changed_backbone = [
+        w.name
+        for w, old in zip(model.weights, before, strict=True)
+        if id(w) not in head and not np.array_equal(w.numpy(), old)
+    ]
+    report.metric("backbone variables changed by fit", len(changed_backbone))
+    report.check(
+        "backbone frozen: only the new head changes in fit",
+        len(changed_backbone),
+        "==",
+        0,
+        "backbone.trainable = False keeps the pretrained weights bit for bit; without it "
+        "Adam(1e-2) rewrites all of them: " + ", ".join(changed_backbone[:3]),
+    )
+    test_acc = accuracy(model, data.x_test, data.y_test)
+    report.metric("test accuracy", test_acc)
+    report.metric("chance accuracy", 1.0 / NUM_CLASSES)
+    report.check(
+        "test accuracy",
+        test_acc,
+        ">=",
+        0.75,
+        f"the new head learns the new task from {len(data.x_train)} images; chance is 0.25",
+    )
+    return model
+
+
+def _files_vs_arrays(
+    report: SolutionReport, impl: Answer, model: keras.Model, data: synthetic.Split, png: list[str]
+) -> None:
+    """5. One file at a time, as the seed meant to: preprocess_image -> predict. The files
+    hold exactly what the arrays hold (rounded to uint8), so the answers must be those for
+    the arrays."""
+    stored = np.round(data.x_test * 255) / 255  # what the PNG files hold
+    file_pred = np.array(
+        [
+            np.argmax(model.predict(impl.preprocess_image(p, IMAGE_SIZE), verbose=0))
+            for p in png[:N_FILES]
         ]
-        report.metric("backbone variables changed by fit", len(changed_backbone))
-        report.check(
-            "backbone frozen: only the new head changes in fit",
-            len(changed_backbone),
-            "==",
-            0,
-            "backbone.trainable = False keeps the pretrained weights bit for bit; without it "
-            "Adam(1e-2) rewrites all of them: " + ", ".join(changed_backbone[:3]),
-        )
-        test_acc = accuracy(model, data.x_test, data.y_test)
-        report.metric("test accuracy", test_acc)
-        report.metric("chance accuracy", 1.0 / NUM_CLASSES)
-        report.check(
-            "test accuracy",
-            test_acc,
-            ">=",
-            0.75,
-            f"the new head learns the new task from {len(data.x_train)} images; chance is 0.25",
-        )
-        # One file at a time, as the seed meant to: preprocess_image -> predict. The files
-        # hold exactly `stored`, so the answers must be those for the arrays.
-        file_pred = np.array(
-            [
-                np.argmax(model.predict(impl.preprocess_image(p, IMAGE_SIZE), verbose=0))  # type: ignore[attr-defined]
-                for p in png[:N_FILES]
-            ]
-        )
-        array_pred = np.argmax(model.predict(stored[:N_FILES], verbose=0), axis=-1)  # (N_FILES,)
-        agreement = float((file_pred == array_pred).mean())
-
+    )
+    array_pred = np.argmax(model.predict(stored[:N_FILES], verbose=0), axis=-1)  # (N_FILES,)
+    agreement = float((file_pred == array_pred).mean())
     report.metric(f"file-by-file predictions of {N_FILES} images", " ".join(map(str, file_pred)))
     report.metric("file vs array prediction agreement", agreement)
     report.check(
@@ -363,7 +375,6 @@ def check(impl: object) -> SolutionReport:
         f"preprocess_image + predict, one file at a time, on {N_FILES} files holding exactly "
         "the arrays' values: all should agree; 0.95 lets one near-tie argmax flip",
     )
-    return report
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import builtins
 from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -74,6 +75,7 @@ SEED_DATA = {"x_train", "y_train"}
 # The functions a candidate writes; check(impl) calls only these on impl.
 # build_model (Flatten -> Dense(128, relu) -> Dense(10)) is the seed's Net with the ReLU fixed.
 ANSWER = ("build_model", "minibatches", "train_and_evaluate")
+BASED_ON = "training.digits_mlp"
 
 # -----------------------------------------------------------------------------
 # The answer: mini-batches, a training loop over them, evaluation on test data
@@ -110,8 +112,7 @@ def train_and_evaluate(
     optimizer = keras.optimizers.Adam(learning_rate=LEARNING_RATE)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)  # nn.CrossEntropyLoss
 
-    @tf.function(reduce_retracing=True)  # one graph for full batches, one for the last
-    def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:  # a fresh tape: nothing to zero_grad
             loss = loss_fn(y, model(x, training=True))  # (B, 10) logits -> scalar
         grads = tape.gradient(loss, model.trainable_variables)  # loss.backward()
@@ -120,6 +121,7 @@ def train_and_evaluate(
         )  # optimizer.step()
         return loss
 
+    step = tf.function(train_step, reduce_retracing=True)  # full batches, and the last
     rng = np.random.default_rng(seed)
     events.start(f"train, batch size {batch_size}", epochs, unit="epoch")
     for epoch in range(epochs):
@@ -129,7 +131,8 @@ def train_and_evaluate(
         ]
         events.advance(f"train, batch size {batch_size}", epoch + 1, loss=float(np.mean(losses)))
     events.finish(f"train, batch size {batch_size}")
-    return accuracy(model, x_test, y_test)  # held-out data, inference mode
+    test_acc: float = accuracy(model, x_test, y_test)  # held-out data, inference mode
+    return test_acc
 
 
 # -----------------------------------------------------------------------------
@@ -155,11 +158,39 @@ def unbound_names(source: str) -> set[str]:
     return read - bound
 
 
-def check(impl: object) -> SolutionReport:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_model(self, input_shape: tuple[int, int], num_classes: int) -> keras.Model: ...
+
+    def minibatches(
+        self, n: int, batch_size: int, rng: np.random.Generator
+    ) -> Iterator[np.ndarray]: ...
+
+    def train_and_evaluate(
+        self,
+        model: keras.Model,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        epochs: int = EPOCHS,
+        batch_size: int = BATCH_SIZE,
+        seed: int = SEED,
+    ) -> float: ...
+
+
+def check(impl: Answer) -> SolutionReport:
     """The seed's undefined ``F``; the mini-batch generator; mini-batch vs full-batch training."""
     report = SolutionReport(solution="training.fix_seed_torch_digits")
+    _seed_facts(report)
+    _minibatch_generator(report, impl)
+    _minibatch_vs_full_batch(report, impl)
+    return report
 
-    # 1. The seed, statically (no torch here): which names does nothing define?
+
+def _seed_facts(report: SolutionReport) -> None:
+    """1. The seed, statically (no torch here): which names does nothing define?"""
     unbound = unbound_names(ORIGINAL)
     report.metric("names the seed reads but never defines", " ".join(sorted(unbound)))
     report.seed_fact(
@@ -170,9 +201,11 @@ def check(impl: object) -> SolutionReport:
         "F.relu needs `import torch.nn.functional as F`: NameError at the first forward",
     )
 
-    # 2. The generator: n = 10, batch size 4, two epochs.
+
+def _minibatch_generator(report: SolutionReport, impl: Answer) -> None:
+    """2. The generator: n = 10, batch size 4, two epochs."""
     rng = np.random.default_rng(SEED)
-    epochs = [[np.asarray(b) for b in impl.minibatches(10, 4, rng)] for _ in range(2)]  # type: ignore[attr-defined]
+    epochs = [[np.asarray(b) for b in impl.minibatches(10, 4, rng)] for _ in range(2)]
     sizes = [[len(b) for b in epoch] for epoch in epochs]
     orders = [np.concatenate(epoch).tolist() if epoch else [] for epoch in epochs]
     report.metric("batch sizes per epoch (n=10, batch 4)", str(sizes))
@@ -191,22 +224,22 @@ def check(impl: object) -> SolutionReport:
         "a new permutation per epoch, not a fixed order",
     )
 
-    # 3. Training: the candidate's loop, then the seed's regime (5 full-batch steps) run by
-    # the SAME candidate code with batch_size = N: same model, optimizer and epochs, so the
-    # only difference is the number of updates (a loop that ignores batch_size shows here).
+
+def _minibatch_vs_full_batch(report: SolutionReport, impl: Answer) -> None:
+    """3. Training: the candidate's loop, then the seed's regime (5 full-batch steps) run by
+    the SAME candidate code with batch_size = N: same model, optimizer and epochs, so the
+    only difference is the number of updates (a loop that ignores batch_size shows here)."""
     data = make_data(SEED)
     input_shape = data.x_train.shape[1:]
     keras.utils.set_random_seed(SEED)
-    model = impl.build_model(input_shape, data.num_classes)  # type: ignore[attr-defined]
-    reported = impl.train_and_evaluate(  # type: ignore[attr-defined]
-        model, data.x_train, data.y_train, data.x_test, data.y_test
-    )
+    model = impl.build_model(input_shape, data.num_classes)
+    reported = impl.train_and_evaluate(model, data.x_train, data.y_train, data.x_test, data.y_test)
     test_acc = accuracy(model, data.x_test, data.y_test)
 
     keras.utils.set_random_seed(SEED)
-    seed_model = impl.build_model(input_shape, data.num_classes)  # type: ignore[attr-defined]
+    seed_model = impl.build_model(input_shape, data.num_classes)
     n = len(data.x_train)
-    impl.train_and_evaluate(  # type: ignore[attr-defined]
+    impl.train_and_evaluate(
         seed_model, data.x_train, data.y_train, data.x_test, data.y_test, batch_size=n
     )
     seed_acc = accuracy(seed_model, data.x_test, data.y_test)  # measured here, not reported
@@ -254,7 +287,6 @@ def check(impl: object) -> SolutionReport:
         0.2,
         "5 full-batch steps are 5 updates, far too few",
     )
-    return report
 
 
 if __name__ == "__main__":

@@ -18,9 +18,8 @@ the model itself after every epoch), never from the History the candidate return
 
 from __future__ import annotations
 
-import contextlib
-import io
 import types
+from typing import Any, Protocol
 
 import numpy as np
 import tf_keras as keras
@@ -29,11 +28,12 @@ from aiprep.kit import events
 from aiprep.kit.compare import compare
 from aiprep.kit.metrics import accuracy
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import raised
+from aiprep.kit.seed_code import SeedRun, run_seed
 from solutions.training.overfitting_remedies import (
     EPOCHS,
     L2,
     NUM_CLASSES,
+    NoisyData,
     build_model,
     make_data,
     train,
@@ -73,13 +73,41 @@ for epoch in range(num_epochs):
 # dropout between hidden layers; train(..., early_stopping=True) replaces the seed's loop
 # with one fit() and EarlyStopping(monitor="val_loss", restore_best_weights=True).
 ANSWER = ("build_model", "train")
+BASED_ON = "training.overfitting_remedies"
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_model(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        l2: float = 0.0,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+    ) -> keras.Model: ...
+
+    def train(
+        self,
+        model: keras.Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        augment_fn: Any = None,
+        early_stopping: bool = False,
+        epochs: int = EPOCHS,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+    ) -> keras.callbacks.History: ...
+
 
 # -----------------------------------------------------------------------------
-# Running the seed's code
+# Running the seed's code, and what the check measures
 
 
-def run_original(model: keras.Model | None, data: object) -> tuple[BaseException | None, dict]:
-    """Exec ORIGINAL; the exception raised (or None) and the namespace it left.
+def run_original(model: keras.Model | None, data: NoisyData) -> SeedRun:
+    """Run ORIGINAL: what it raised (or None) and the namespace it left.
 
     The seed defines no data and no ``num_epochs``: we supply the noisy-label splits of
     training.overfitting_remedies and ``SEED_EPOCHS``. With ``model`` None the seed's
@@ -87,24 +115,19 @@ def run_original(model: keras.Model | None, data: object) -> tuple[BaseException
     compiled Sequential, to show what the rest of the snippet does. ``tf.keras`` is
     tf_keras, the Keras 2 the seed was written for (since TF 2.16 it is Keras 3).
     """
-    source = ORIGINAL.replace("import tensorflow as tf\n", "")
-    namespace: dict = {
+    replace = [("import tensorflow as tf\n", "")]
+    namespace: dict[str, Any] = {
         "tf": types.SimpleNamespace(keras=keras),
         "num_epochs": SEED_EPOCHS,
-        "x_train": data.x_train,  # type: ignore[attr-defined]
-        "y_train": data.y_train,  # type: ignore[attr-defined]
-        "x_val": data.x_val,  # type: ignore[attr-defined]
-        "y_val": data.y_val,  # type: ignore[attr-defined]
+        "x_train": data.x_train,
+        "y_train": data.y_train,
+        "x_val": data.x_val,
+        "y_val": data.y_val,
     }
     if model is not None:
-        source = source.replace("model = ...  # 模型定义", "")  # keep our real model
+        replace.append(("model = ...  # 模型定义", ""))  # keep our real model
         namespace["model"] = model
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # its per-epoch prints
-            exec(source, namespace)  # the seed's code, on purpose
-    except Exception as error:  # record whatever it raises
-        return error, namespace
-    return None, namespace
+    return run_seed(ORIGINAL, namespace, replace=replace)
 
 
 def dropout_placement(model: keras.Model) -> tuple[int, int]:
@@ -117,11 +140,6 @@ def dropout_placement(model: keras.Model) -> tuple[int, int]:
     return between, sum(1 for i in drops if i > last)
 
 
-def make_regularized_model(impl: object, input_shape: tuple[int, ...]) -> keras.Model:
-    """impl's build_model with L2 on its kernels and the seed's dropout rate."""
-    return impl.build_model(input_shape, NUM_CLASSES, l2=L2, dropout=DROPOUT)  # type: ignore[attr-defined]
-
-
 def validation_loss(model: keras.Model, x_val: np.ndarray, y_val: np.ndarray) -> float:
     """What Keras logs as ``val_loss``, computed here: the mean cross-entropy of the logits
     on (x_val, y_val) in inference mode plus the regularization terms in ``model.losses``
@@ -131,55 +149,66 @@ def validation_loss(model: keras.Model, x_val: np.ndarray, y_val: np.ndarray) ->
     return float(cross_entropy + sum(float(term) for term in model.losses))
 
 
-class ValidationRecorder(keras.callbacks.Callback):
-    """The check's own record of a training run: after every epoch, the validation loss of
-    ``model``'s current weights, computed by ``validation_loss``. Nothing is read from fit's
-    logs or from the History ``train`` returns, so a trimmed or forged History changes
-    nothing here; a ``train`` that never passes its ``callbacks`` to ``fit`` records no epoch."""
+def validation_recorder(
+    model: keras.Model, x_val: np.ndarray, y_val: np.ndarray
+) -> tuple[keras.callbacks.Callback, list[float]]:
+    """The check's own record of a training run: a callback and the list it fills, after
+    every epoch, with the validation loss of ``model``'s current weights (``validation_loss``).
 
-    def __init__(self, model: keras.Model, x_val: np.ndarray, y_val: np.ndarray) -> None:
-        super().__init__()
-        self.watched, self.x_val, self.y_val = model, x_val, y_val
-        self.val_losses: list[float] = []  # one per epoch end, across every fit() call
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        # Runs before EarlyStopping's on_epoch_end (the candidate appends it after ours), so
-        # it sees the epoch's own weights, before any restore.
-        self.val_losses.append(validation_loss(self.watched, self.x_val, self.y_val))
+    Nothing is read from fit's logs or from the History ``train`` returns, so a trimmed or
+    forged History changes nothing here; a ``train`` that never passes its ``callbacks`` to
+    ``fit`` records no epoch. It runs before EarlyStopping's on_epoch_end (the candidate
+    appends that after ours), so it sees the epoch's own weights, before any restore.
+    """
+    val_losses: list[float] = []  # one per epoch end, across every fit() call
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: val_losses.append(validation_loss(model, x_val, y_val))
+    )
+    return recorder, val_losses
 
 
 # -----------------------------------------------------------------------------
 # The checks
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Run the seed twice (as written, then on a real model); then train impl's fixed version."""
     report = SolutionReport(solution="training.fix_seed_training_loop")
     data = make_data()  # 500 / 300 / 1000 images (N, 12, 12, 3); 30% of train/val labels wrong
-    input_shape = data.x_train.shape[1:]
+    _seed_as_written(report, data)
+    _seed_on_a_real_model(report, data)
+    model = _fixed_model(report, impl, data)
+    _early_stopping(report, impl, model, data)
+    _versus_baseline(report, model, data)
+    return report
 
-    # 1. The seed as written: `model = ...` is Ellipsis, which has no `add`.
-    error, _ = run_original(None, data)
-    report.metric("original raised", type(error).__name__ if error else "nothing")
-    report.seed_fact(
+
+def _seed_as_written(report: SolutionReport, data: NoisyData) -> None:
+    """1. The seed as written: `model = ...` is Ellipsis, which has no `add`."""
+    seed = run_original(None, data)
+    report.expect_raise(
         "original raises AttributeError",
-        raised(error, AttributeError, "add"),
-        "==",
-        1,
-        f"model = ... then model.add(...): {error}",
+        seed.error,
+        AttributeError,
+        "add",
+        f"model = ... then model.add(...): {seed.error}",
     )
 
-    # 2. The seed on a real model (the unregularized MLP, compiled): it runs, and does nothing.
+
+def _seed_on_a_real_model(report: SolutionReport, data: NoisyData) -> None:
+    """2. The seed on a real model (the unregularized MLP, compiled): it runs, and does
+    nothing."""
     keras.utils.set_random_seed(SEED)
-    seed_model = build_model(input_shape, NUM_CLASSES)
+    seed_model = build_model(data.x_train.shape[1:], NUM_CLASSES)
     seed_model.compile(
         optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    error, seed_ns = run_original(seed_model, data)
+    seed = run_original(seed_model, data)
+    error = seed.error
     report.metric("original on a real model raised", type(error).__name__ if error else "nothing")
-    report.metric("original: type of loss_value", type(seed_ns.get("loss_value")).__name__)
+    report.metric("original: type of loss_value", type(seed.namespace.get("loss_value")).__name__)
     report.seed_fact(
         "original: L2 penalty terms in model.losses",
         len(seed_model.losses),
@@ -187,7 +216,7 @@ def check(impl: object) -> SolutionReport:
         0,
         "regularizer = L2(0.01) is created and never passed to a layer",
     )
-    between, after = dropout_placement(seed_model)
+    _, after = dropout_placement(seed_model)
     report.seed_fact(
         "original: Dropout layers after the output layer",
         after,
@@ -198,9 +227,12 @@ def check(impl: object) -> SolutionReport:
     logits = seed_model(data.x_val[:200], training=True).numpy()  # (200, 5) in fit() mode
     report.metric("original: fraction of logits zeroed in training mode", (logits == 0).mean())
 
-    # 3. impl's fixed model: L2 on the kernels, dropout between hidden layers.
+
+def _fixed_model(report: SolutionReport, impl: Answer, data: NoisyData) -> keras.Model:
+    """3. impl's fixed model: L2 on the kernels, dropout between hidden layers (the seed's
+    rate). Returns it, untrained."""
     keras.utils.set_random_seed(SEED)
-    model = make_regularized_model(impl, input_shape)
+    model = impl.build_model(data.x_train.shape[1:], NUM_CLASSES, l2=L2, dropout=DROPOUT)
     between, after = dropout_placement(model)
     report.check(
         "fixed model: L2 penalty terms in model.losses",
@@ -215,12 +247,17 @@ def check(impl: object) -> SolutionReport:
     report.check(
         "fixed model: Dropout layers after the output layer", after, "==", 0, "none on logits"
     )
+    return model
 
-    # 4. Train it with early stopping (at most EPOCHS epochs). The recorder goes in through
-    # train's `callbacks`: what it measured, not the History train returns, decides the two
-    # early-stopping checks.
-    recorder = ValidationRecorder(model, data.x_val, data.y_val)
-    history = impl.train(  # type: ignore[attr-defined]
+
+def _early_stopping(
+    report: SolutionReport, impl: Answer, model: keras.Model, data: NoisyData
+) -> None:
+    """4. Train impl's fixed model with early stopping (at most EPOCHS epochs). The recorder
+    goes in through train's `callbacks`: what it measured, not the History train returns,
+    decides the two early-stopping checks."""
+    recorder, val_losses = validation_recorder(model, data.x_val, data.y_val)
+    history = impl.train(
         model,
         data.x_train,
         data.y_train,
@@ -233,7 +270,7 @@ def check(impl: object) -> SolutionReport:
         ],
     )
 
-    val_losses = recorder.val_losses  # (epochs seen,) measured by the check after each epoch
+    # val_losses: (epochs seen,) measured by the check after each epoch
     epochs_run = len(val_losses)
     best_val = min(val_losses) if val_losses else float("nan")
     final_val = validation_loss(model, data.x_val, data.y_val)  # the weights train returned
@@ -278,8 +315,12 @@ def check(impl: object) -> SolutionReport:
         + restored.detail,
     )
 
-    # 5. The unregularized baseline for BASELINE_EPOCHS (train accuracy 1.0 already: more
-    # epochs only cost time).
+
+def _versus_baseline(report: SolutionReport, model: keras.Model, data: NoisyData) -> None:
+    """5. The trained fixed model against the unregularized baseline (BASELINE_EPOCHS: train
+    accuracy is 1.0 already, more epochs only cost time) and, for the record, against the
+    fixed recipe with the seed's L2 0.01."""
+    input_shape = data.x_train.shape[1:]
     keras.utils.set_random_seed(SEED)  # same initial weights and batch order
     baseline = build_model(input_shape, NUM_CLASSES)
     train(
@@ -306,7 +347,7 @@ def check(impl: object) -> SolutionReport:
         callbacks=[events.keras_callback(f"train: fixed recipe, seed's L2 {SEED_L2}")],
     )
 
-    gaps = {}
+    gaps: dict[str, tuple[float, float]] = {}  # name -> (train - test accuracy, test accuracy)
     for name, trained in (("baseline", baseline), ("fixed", model), (SEED_L2_RUN, seed_l2)):
         train_acc = accuracy(trained, data.x_train, data.y_train)  # noisy labels it saw
         test_acc = accuracy(trained, data.x_test, data.y_test)  # clean labels
@@ -328,7 +369,6 @@ def check(impl: object) -> SolutionReport:
         0.05,
         "the remedies improve generalisation, not just the gap",
     )
-    return report
 
 
 if __name__ == "__main__":

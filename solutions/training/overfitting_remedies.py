@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -182,80 +183,129 @@ def make_data(seed: int = SEED) -> NoisyData:
     )
 
 
-def check(impl: object) -> SolutionReport:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_model(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        l2: float = 0.0,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+    ) -> keras.Model: ...
+
+    def augment(self, images: tf.Tensor) -> tf.Tensor: ...
+
+    def train(
+        self,
+        model: keras.Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        augment_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
+        early_stopping: bool = False,
+        epochs: int = EPOCHS,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+    ) -> keras.callbacks.History: ...
+
+
+def check(impl: Answer) -> SolutionReport:
     """Train the baseline and one run per remedy with ``impl``; compare gaps and test accuracy."""
     report = SolutionReport(solution="training.overfitting_remedies")
     data = make_data()
-    input_shape = data.x_train.shape[1:]
-
     # name -> (build_model kwargs, train kwargs); everything else identical to the baseline.
-    runs: dict[str, tuple[dict[str, float], dict[str, object]]] = {
+    runs: dict[str, tuple[dict[str, float], dict[str, Any]]] = {
         "baseline": ({}, {}),
         "L2 weight decay": ({"l2": L2}, {}),
         "dropout": ({"dropout": DROPOUT, "input_dropout": INPUT_DROPOUT}, {}),
-        "data augmentation": ({}, {"augment_fn": impl.augment}),  # type: ignore[attr-defined]
+        "data augmentation": ({}, {"augment_fn": impl.augment}),
         "early stopping": ({}, {"early_stopping": True}),
     }
-    results = {}
+    results: dict[str, tuple[float, float, float]] = {}  # name -> train acc, test acc, gap
     # Each run's checks right after it: a remedy is judged against the baseline (run first)
     # as soon as it has trained.
     for name, (model_kwargs, train_kwargs) in runs.items():
-        keras.utils.set_random_seed(SEED)  # same initial weights and batch order for every run
-        model = impl.build_model(input_shape, NUM_CLASSES, **model_kwargs)  # type: ignore[attr-defined]
-        history = impl.train(  # type: ignore[attr-defined]
-            model,
-            data.x_train,
-            data.y_train,
-            data.x_val,
-            data.y_val,
-            callbacks=[events.keras_callback(f"train: {name}")],
-            **train_kwargs,
-        )
-        # Train accuracy on the labels it was trained on (30% wrong): 1.0 means memorised.
-        train_acc = accuracy(model, data.x_train, data.y_train)
-        test_acc = accuracy(model, data.x_test, data.y_test)
-        results[name] = (train_acc, test_acc, train_acc - test_acc)
-        report.metric(f"{name}: train accuracy (noisy labels)", train_acc)
-        report.metric(f"{name}: test accuracy (clean labels)", test_acc)
-        report.metric(f"{name}: gap train - test", train_acc - test_acc)
-        logged = getattr(history, "history", None)  # the History's record, if train returned one
-        report.metric(
-            f"{name}: epochs trained",
-            len(logged.get("loss", [])) if isinstance(logged, dict) else 0,
-        )
-
-        _, base_test, base_gap = results["baseline"]
-        if name == "baseline":
-            # A model that fits only the true pattern scores ~0.7 on the noisy training
-            # labels and higher on the clean test labels: its gap is small or negative.
-            report.check(
-                "baseline overfits: gap train - test",
-                base_gap,
-                ">=",
-                0.15,
-                "unregularized, the MLP memorises the wrong labels",
-            )
-            continue
-        gap = results[name][2]  # this remedy's train - test
-        report.check(
-            f"{name}: gap shrinks vs baseline",
-            base_gap - gap,
-            ">=",
-            0.05,
-            "baseline gap minus this remedy's gap",
-        )
-        report.check(
-            f"{name}: test accuracy vs baseline",
-            test_acc - base_test,
-            ">=",
-            MIN_TEST_GAIN,
-            f"clean test accuracy must rise by >= {MIN_TEST_GAIN}: halfway between a remedy "
-            "that does nothing (+0.000: L2 created but never attached, the wrong-answer "
-            "fixture; early stopping on the training loss; -0.007: noise of std 0.01) and the "
-            "smallest gain of a real one here (early stopping +0.058; L2 +0.088, augmentation "
-            "+0.068, dropout +0.131); 0.03 is 30 of the 1000 test images on either side",
-        )
+        results[name] = _train_run(report, impl, data, name, model_kwargs, train_kwargs)
+        _judge(report, name, results[name], results["baseline"])
     return report
+
+
+def _train_run(
+    report: SolutionReport,
+    impl: Answer,
+    data: NoisyData,
+    name: str,
+    model_kwargs: dict[str, float],
+    train_kwargs: dict[str, Any],
+) -> tuple[float, float, float]:
+    """One run: impl's model and trainer with one remedy's kwargs (none for the baseline),
+    from the same initial weights and batch order. Returns (train accuracy on the noisy
+    labels, test accuracy on the clean ones, train - test)."""
+    keras.utils.set_random_seed(SEED)  # same initial weights and batch order for every run
+    model = impl.build_model(data.x_train.shape[1:], NUM_CLASSES, **model_kwargs)
+    history = impl.train(
+        model,
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        callbacks=[events.keras_callback(f"train: {name}")],
+        **train_kwargs,
+    )
+    # Train accuracy on the labels it was trained on (30% wrong): 1.0 means memorised.
+    train_acc = accuracy(model, data.x_train, data.y_train)
+    test_acc = accuracy(model, data.x_test, data.y_test)
+    report.metric(f"{name}: train accuracy (noisy labels)", train_acc)
+    report.metric(f"{name}: test accuracy (clean labels)", test_acc)
+    report.metric(f"{name}: gap train - test", train_acc - test_acc)
+    logged = getattr(history, "history", None)  # the History's record, if train returned one
+    report.metric(
+        f"{name}: epochs trained",
+        len(logged.get("loss", [])) if isinstance(logged, dict) else 0,
+    )
+    return train_acc, test_acc, train_acc - test_acc
+
+
+def _judge(
+    report: SolutionReport,
+    name: str,
+    result: tuple[float, float, float],
+    baseline: tuple[float, float, float],
+) -> None:
+    """The checks of one run: the baseline must overfit; a remedy must beat it."""
+    _, base_test, base_gap = baseline
+    if name == "baseline":
+        # A model that fits only the true pattern scores ~0.7 on the noisy training
+        # labels and higher on the clean test labels: its gap is small or negative.
+        report.check(
+            "baseline overfits: gap train - test",
+            base_gap,
+            ">=",
+            0.15,
+            "unregularized, the MLP memorises the wrong labels",
+        )
+        return
+    _, test_acc, gap = result  # this remedy's test accuracy and train - test
+    report.check(
+        f"{name}: gap shrinks vs baseline",
+        base_gap - gap,
+        ">=",
+        0.05,
+        "baseline gap minus this remedy's gap",
+    )
+    report.check(
+        f"{name}: test accuracy vs baseline",
+        test_acc - base_test,
+        ">=",
+        MIN_TEST_GAIN,
+        f"clean test accuracy must rise by >= {MIN_TEST_GAIN}: halfway between a remedy "
+        "that does nothing (+0.000: L2 created but never attached, the wrong-answer "
+        "fixture; early stopping on the training loss; -0.007: noise of std 0.01) and the "
+        "smallest gain of a real one here (early stopping +0.058; L2 +0.088, augmentation "
+        "+0.068, dropout +0.131); 0.03 is 30 of the 1000 test images on either side",
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -196,7 +197,24 @@ def fit_classifier(
 IDENTITY_CHECK = "block with zeroed convs is the identity (skip connection)"
 
 
-def reference_comparisons(impl: object) -> dict[str, Comparison]:
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def residual_block(self, x: tf.Tensor, filters: int, stride: int = 1) -> tf.Tensor: ...
+
+    def build_resnet(self, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model: ...
+
+    def fine_tune(
+        self,
+        pretrained: keras.Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        num_classes: int,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+    ) -> keras.Model: ...
+
+
+def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """``impl.residual_block`` with every conv kernel zeroed against the identity. Cheap.
 
     With the kernels at 0 the residual branch is BN(0) = beta = 0 (fresh BN, inference
@@ -207,7 +225,7 @@ def reference_comparisons(impl: object) -> dict[str, Comparison]:
     """
     keras.utils.set_random_seed(SEED)
     same = keras.layers.Input((8, 8, 16))
-    block = keras.Model(same, impl.residual_block(same, 16, stride=1))  # type: ignore[attr-defined]
+    block = keras.Model(same, impl.residual_block(same, 16, stride=1))
     for layer in block.layers:
         if isinstance(layer, keras.layers.Conv2D):
             layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
@@ -243,17 +261,26 @@ def scratch_accuracy(
     fit_classifier(
         scratch, target.x_train, target.y_train, epochs, 1e-3, 32, f"train from scratch ({epochs})"
     )
-    return accuracy(scratch, target.x_test, target.y_test)
+    scratch_acc: float = accuracy(scratch, target.x_test, target.y_test)
+    return scratch_acc
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Check the block, pre-train ``impl.build_resnet``, fine-tune; compare with from-scratch."""
     report = SolutionReport(solution="training.resnet_transfer")
+    _residual_block(report, impl)
+    data = make_data()
+    pretrained = _pretrain(report, impl, data)
+    tuned_acc = _fine_tune(report, impl, pretrained, data.target)
+    _versus_scratch(report, impl, data.target, tuned_acc)
+    return report
 
-    # 1. The block: shapes, and a real skip connection (see reference_comparisons).
+
+def _residual_block(report: SolutionReport, impl: Answer) -> None:
+    """1. The block: shapes, and a real skip connection (see reference_comparisons)."""
     keras.utils.set_random_seed(SEED)
     down = keras.layers.Input((16, 16, 8))
-    down_shape = tuple(impl.residual_block(down, 16, stride=2).shape[1:])  # type: ignore[attr-defined]
+    down_shape = tuple(impl.residual_block(down, 16, stride=2).shape[1:])
     report.check(
         "strided block output shape is (H/2, W/2, filters)",
         float(down_shape == (8, 8, 16)),
@@ -273,12 +300,12 @@ def check(impl: object) -> SolutionReport:
         "always-on, here zeroed, projection) returns 0 and lands at ~9e4; " + identity.detail,
     )
 
-    # 2. Pre-train on the source task.
-    data = make_data()
+
+def _pretrain(report: SolutionReport, impl: Answer, data: TransferData) -> keras.Model:
+    """2. Pre-train impl's ResNet on the source task; returns it."""
     source, target = data.source, data.target
-    input_shape = source.x_train.shape[1:]
     keras.utils.set_random_seed(SEED)
-    pretrained = impl.build_resnet(input_shape, NUM_SOURCE_CLASSES)  # type: ignore[attr-defined]
+    pretrained = impl.build_resnet(source.x_train.shape[1:], NUM_SOURCE_CLASSES)
     fit_classifier(
         pretrained, source.x_train, source.y_train, PRETRAIN_EPOCHS, 3e-3, 64, "pre-train on source"
     )
@@ -294,19 +321,25 @@ def check(impl: object) -> SolutionReport:
         0.9,
         "the backbone learned features worth transferring",
     )
+    return pretrained
 
-    # 3. Transfer: fine-tune on the 50 target images. The pretrained conv kernels are copied
-    # first: the fine-tuned model shares (and in phase 2 updates) those variables.
+
+def _fine_tune(
+    report: SolutionReport, impl: Answer, pretrained: keras.Model, target: synthetic.Split
+) -> float:
+    """3. Transfer: fine-tune on the 50 target images; returns the target test accuracy.
+    The pretrained conv kernels are copied first: the fine-tuned model shares (and in
+    phase 2 updates) those variables."""
     pretrained_kernels = conv_kernels(pretrained)
     keras.utils.set_random_seed(SEED)
-    tuned = impl.fine_tune(  # type: ignore[attr-defined]
+    tuned = impl.fine_tune(
         pretrained,
         target.x_train,
         target.y_train,
         NUM_TARGET_CLASSES,
         callbacks=[events.keras_callback("fine-tune on target")],
     )
-    tuned_acc = accuracy(tuned, target.x_test, target.y_test)
+    tuned_acc: float = accuracy(tuned, target.x_test, target.y_test)
     backbone_change = relative_change(pretrained_kernels, conv_kernels(tuned))
     report.metric("target test accuracy, fine-tuned", tuned_acc)
     report.metric("backbone conv kernels: relative change in fine-tuning", backbone_change)
@@ -319,12 +352,17 @@ def check(impl: object) -> SolutionReport:
         "update the backbone (the reference moves them ~1e-2 at lr 1e-4; a backbone never "
         "unfrozen gives exactly 0)",
     )
+    return tuned_acc
 
-    # 4. Baseline: the same architecture from random weights, same 50 images, as many epochs
-    # as fine-tuning had in all. It fits its 50 images by then and gains slowly after:
-    # `python -m solutions.training.resnet_transfer --scratch-epochs 60 120 240 480` prints
-    # the longer budgets the answer quotes (0.43, 0.48, 0.50, 0.51: far below fine-tuning).
-    scratch_acc = scratch_accuracy(impl.build_resnet, target, SCRATCH_EPOCHS)  # type: ignore[attr-defined]
+
+def _versus_scratch(
+    report: SolutionReport, impl: Answer, target: synthetic.Split, tuned_acc: float
+) -> None:
+    """4. Baseline: the same architecture from random weights, same 50 images, as many
+    epochs as fine-tuning had in all. It fits its 50 images by then and gains slowly after:
+    `python -m solutions.training.resnet_transfer --scratch-epochs 60 120 240 480` prints
+    the longer budgets the answer quotes (0.43, 0.48, 0.50, 0.51: far below fine-tuning)."""
+    scratch_acc = scratch_accuracy(impl.build_resnet, target, SCRATCH_EPOCHS)
     report.metric("target test accuracy, from scratch", scratch_acc)
     report.metric("target chance accuracy", 1.0 / NUM_TARGET_CLASSES)
     report.check(
@@ -334,7 +372,6 @@ def check(impl: object) -> SolutionReport:
         0.2,
         "pre-trained features beat random init on the same 50 images",
     )
-    return report
 
 
 if __name__ == "__main__":
