@@ -14,6 +14,7 @@ one proves the block has a skip connection (zeroed convs give the identity for x
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,12 +155,10 @@ def make_data(seed: int = SEED) -> TransferData:
     Source: 1000 train / 500 test images of 10 texture classes. Target: 10 other textures
     (another template seed), ``SHOTS`` = 5 train images per class (50 in all), 500 test.
     """
-    kwargs = {"size": IMAGE_SIZE, "noise": 0.25, "max_shift": 2}
-    source = synthetic.class_images(
-        N_SOURCE, 500, NUM_SOURCE_CLASSES, seed=SOURCE_SEED + seed, **kwargs
-    )
-    pool = synthetic.class_images(
-        NUM_TARGET_CLASSES * SHOTS * 4, 500, NUM_TARGET_CLASSES, seed=TARGET_SEED + seed, **kwargs
+    textures = functools.partial(synthetic.class_images, size=IMAGE_SIZE, noise=0.25, max_shift=2)
+    source = textures(N_SOURCE, 500, NUM_SOURCE_CLASSES, seed=SOURCE_SEED + seed)
+    pool = textures(
+        NUM_TARGET_CLASSES * SHOTS * 4, 500, NUM_TARGET_CLASSES, seed=TARGET_SEED + seed
     )
     # SHOTS images of each class from the pool: (50,) indices, class-balanced.
     few = np.concatenate(

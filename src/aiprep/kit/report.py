@@ -17,7 +17,7 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat
 
 from aiprep.kit import events
 
@@ -64,13 +64,14 @@ class SolutionReport:
     checks: list[Check] = field(default_factory=list)
     seed_facts: list[Check] = field(default_factory=list)  # about the seed, not the verdict
 
-    def metric(self, name: str, value: float | int | str, unit: str = "") -> None:
-        """Record a measurement (floats are stored as plain Python floats)."""
-        if not isinstance(value, str | int):
-            value = float(value)
-        self.metrics.append(Metric(name, value, unit))
+    def metric(self, name: str, value: SupportsFloat | str, unit: str = "") -> None:
+        """Record a measurement (NumPy and TensorFlow scalars are stored as plain floats)."""
+        stored = value if isinstance(value, str | int) else float(value)
+        self.metrics.append(Metric(name, stored, unit))
 
-    def check(self, name: str, value: float, op: str, threshold: float, detail: str = "") -> bool:
+    def check(
+        self, name: str, value: SupportsFloat, op: str, threshold: float, detail: str = ""
+    ) -> bool:
         """Record the check ``value op threshold`` and return whether it holds.
 
         A NaN value never passes.
@@ -81,7 +82,7 @@ class SolutionReport:
         return found.passed
 
     def seed_fact(
-        self, name: str, value: float, op: str, threshold: float, detail: str = ""
+        self, name: str, value: SupportsFloat, op: str, threshold: float, detail: str = ""
     ) -> bool:
         """Record ``value op threshold`` about the seed's code, outside the verdict.
 
@@ -138,13 +139,13 @@ class SolutionReport:
         )
 
 
-def _measure(name: str, value: float, op: str, threshold: float, detail: str) -> Check:
+def _measure(name: str, value: SupportsFloat, op: str, threshold: float, detail: str) -> Check:
     """``value op threshold`` as a Check whose verdict is computed here; NaN never passes."""
     if op not in _OPS:
         raise ValueError(f"unknown comparison {op!r}; use one of {', '.join(_OPS)}")
-    value, threshold = float(value), float(threshold)
-    passed = not math.isnan(value) and _OPS[op](value, threshold)
-    return Check(name, value, op, threshold, passed, detail)
+    number, threshold = float(value), float(threshold)
+    passed = not math.isnan(number) and _OPS[op](number, threshold)
+    return Check(name, number, op, threshold, passed, detail)
 
 
 def _fmt(x: float) -> str:
