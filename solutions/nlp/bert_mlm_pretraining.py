@@ -10,9 +10,13 @@ guess from the position alone: it reads the context. The position embedding is l
 a trainable table that pretraining moves.
 """
 
+# mypy: disallow-subclassing-any=False
+# (keras.layers.Layer is Any: TensorFlow ships no type stubs)
+
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -44,6 +48,38 @@ IGNORE = -1  # label of a position that is not predicted
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("mask_tokens", "build_encoder", "train")
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def mask_tokens(
+        self,
+        ids: np.ndarray,
+        mask_id: int,
+        vocab_size: int,
+        num_special: int,
+        rate: float = MASK_RATE,
+        seed: int = SEED,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def build_encoder(
+        self,
+        vocab_size: int,
+        max_len: int,
+        d_model: int = D_MODEL,
+        num_heads: int = NUM_HEADS,
+        num_layers: int = NUM_LAYERS,
+    ) -> keras.Model: ...
+
+    def train(
+        self,
+        model: keras.Model,
+        ids: np.ndarray,
+        epochs: int = EPOCHS,
+        batch_size: int = BATCH_SIZE,
+    ) -> list[float]: ...
+
 
 # -----------------------------------------------------------------------------
 # The answer: BERT's masking, the encoder, the pretraining loop
@@ -84,7 +120,7 @@ def mask_tokens(
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """ids (B, T) int -> token embedding + learned position embedding (B, T, d_model)."""
 
-    def __init__(self, vocab_size: int, max_len: int, d_model: int, **kwargs) -> None:
+    def __init__(self, vocab_size: int, max_len: int, d_model: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tokens = keras.layers.Embedding(vocab_size, d_model)
         # Attention itself is order-blind (a permutation of the inputs permutes the
@@ -99,7 +135,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 class TransformerBlock(keras.layers.Layer):
     """BERT's encoder block (post-LayerNorm): x (B, T, d) -> (B, T, d)."""
 
-    def __init__(self, d_model: int, num_heads: int, ff_dim: int, **kwargs) -> None:
+    def __init__(self, d_model: int, num_heads: int, ff_dim: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # key_dim is the size of ONE head (the seed's "head_size=" is not an argument).
         self.attention = keras.layers.MultiHeadAttention(num_heads, key_dim=d_model // num_heads)
@@ -160,8 +196,7 @@ def train(
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none")
     spec = tf.TensorSpec((None, None), tf.int32)
 
-    @tf.function(input_signature=[spec, spec])
-    def step(inputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    def mlm_step(inputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         selected = tf.cast(labels != IGNORE, tf.float32)  # (B, T): 1 where predicted
         with tf.GradientTape() as tape:
             logits = model(inputs, training=True)  # (B, T, V)
@@ -172,6 +207,7 @@ def train(
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
+    step = tf.function(mlm_step, input_signature=[spec, spec])
     order = synthetic.rng(SEED)
     steps = -(-len(ids) // batch_size)
     events.start("MLM pretraining", epochs * steps)
@@ -220,14 +256,18 @@ def masking_stats(ids: np.ndarray, inputs: np.ndarray, labels: np.ndarray) -> di
     }
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Masking statistics of ``impl.mask_tokens``; MLM accuracy of the pretrained encoder."""
     report = SolutionReport(solution="nlp.bert_mlm_pretraining")
     ids_train, ids_test, vocab = make_data()
-    vocab_size = len(vocab)
+    _masking(report, impl, ids_train, len(vocab))
+    _pretraining(report, impl, ids_train, ids_test, len(vocab))
+    return report
 
-    # 1. The masking procedure, measured on ~36k tokens (std of a share ~0.2-0.5 points).
-    inputs, labels = impl.mask_tokens(  # type: ignore[attr-defined]
+
+def _masking(report: SolutionReport, impl: Answer, ids_train: np.ndarray, vocab_size: int) -> None:
+    """The masking procedure, measured on ~36k tokens (std of a share ~0.2-0.5 points)."""
+    inputs, labels = impl.mask_tokens(
         ids_train, MASK_ID, vocab_size, NUM_SPECIAL, rate=MASK_RATE, seed=SEED + 100
     )
     stats = masking_stats(ids_train, np.asarray(inputs), np.asarray(labels))
@@ -267,14 +307,22 @@ def check(impl: object) -> SolutionReport:
         "specials never selected, labels are the original ids, other tokens untouched",
     )
 
-    # 2. Pretraining, then prediction of held-out masked words.
+
+def _pretraining(
+    report: SolutionReport,
+    impl: Answer,
+    ids_train: np.ndarray,
+    ids_test: np.ndarray,
+    vocab_size: int,
+) -> None:
+    """Pretraining, then prediction of held-out masked words."""
     keras.utils.set_random_seed(SEED)
-    model = impl.build_encoder(vocab_size, MAX_LEN)  # type: ignore[attr-defined]
+    model = impl.build_encoder(vocab_size, MAX_LEN)
     tables = position_tables(model, vocab_size, MAX_LEN)  # the learned position embedding
     report_position_table_trainable(report, tables)
     before = [t.numpy().copy() for t in tables]
     t0 = time.perf_counter()
-    impl.train(model, ids_train)  # type: ignore[attr-defined]
+    impl.train(model, ids_train)
     train_s = time.perf_counter() - t0
 
     test_inputs, test_labels = eval_masking(ids_test, seed=SEED + 200)
@@ -314,7 +362,6 @@ def check(impl: object) -> SolutionReport:
         "and it uses the context, not only the position in the template",
     )
     report_position_table_trained(report, tables, before, min_change=1e-2)
-    return report
 
 
 if __name__ == "__main__":

@@ -13,8 +13,11 @@ for a CPU), so everything is built from a config and trained on synthetic text.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -39,6 +42,27 @@ LEARNING_RATE = 1e-3
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("train_tokenizer", "build_model", "train")
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def train_tokenizer(self, texts: list[str], vocab_size: int) -> BertTokenizerFast: ...
+
+    def build_model(
+        self, vocab_size: int, num_labels: int, max_len: int
+    ) -> TFBertForSequenceClassification: ...
+
+    def train(
+        self,
+        model: TFBertForSequenceClassification,
+        tokenizer: BertTokenizerFast,
+        texts: list[str],
+        labels: np.ndarray,
+        epochs: int = EPOCHS,
+        batch_size: int = BATCH_SIZE,
+    ) -> list[float]: ...
+
 
 # -----------------------------------------------------------------------------
 # The answer: tokenizer, model, fine-tuning
@@ -67,7 +91,8 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> BertTokenizerFast:
     tok.decoder = decoders.WordPiece()
     # The transformers wrapper adds padding/truncation, batching and save/from_pretrained;
     # its default special-token names are the ones trained above.
-    return BertTokenizerFast(tokenizer_object=tok, model_max_length=MAX_LEN)
+    wrap: Callable[..., BertTokenizerFast] = BertTokenizerFast  # (its __init__ is untyped)
+    return wrap(tokenizer_object=tok, model_max_length=MAX_LEN)
 
 
 def build_model(vocab_size: int, num_labels: int, max_len: int) -> TFBertForSequenceClassification:
@@ -76,22 +101,24 @@ def build_model(vocab_size: int, num_labels: int, max_len: int) -> TFBertForSequ
     Input: a dict with ``input_ids``, ``attention_mask`` (and optionally ``token_type_ids``),
     each (B, T) int32 with T <= ``max_len``. Output: ``.logits`` (B, num_labels) float32.
     """
-    config = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,  # bert-base: 768
-        num_hidden_layers=2,  # bert-base: 12
-        num_attention_heads=4,  # head size 16
-        intermediate_size=128,  # FFN width, 2x hidden here (4x in bert-base)
-        max_position_embeddings=2 * max_len,
-        # No dropout: a tiny model trained for a few epochs does not overfit this data, and
-        # without dropout the run is deterministic and converges faster.
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        # Weight init std. BERT's 0.02 suits hidden 768 (~0.5/sqrt(768)); at hidden 64 it
-        # leaves the signal so small that training sits at chance for several epochs.
-        # 0.1 is about 1/sqrt(64), the usual scale for this width.
-        initializer_range=0.1,
-        num_labels=num_labels,
+    config = BertConfig.from_dict(  # the same as BertConfig(**dict), typed
+        {
+            "vocab_size": vocab_size,
+            "hidden_size": 64,  # bert-base: 768
+            "num_hidden_layers": 2,  # bert-base: 12
+            "num_attention_heads": 4,  # head size 16
+            "intermediate_size": 128,  # FFN width, 2x hidden here (4x in bert-base)
+            "max_position_embeddings": 2 * max_len,
+            # No dropout: a tiny model trained for a few epochs does not overfit this data,
+            # and without dropout the run is deterministic and converges faster.
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+            # Weight init std. BERT's 0.02 suits hidden 768 (~0.5/sqrt(768)); at hidden 64
+            # it leaves the signal so small that training sits at chance for several
+            # epochs. 0.1 is about 1/sqrt(64), the usual scale for this width.
+            "initializer_range": 0.1,
+            "num_labels": num_labels,
+        }
     )
     # Head: pooler (tanh dense on the [CLS] vector) then a linear layer giving LOGITS.
     model = TFBertForSequenceClassification(config)
@@ -127,14 +154,19 @@ def train(
     # trace on a CPU (model.fit would pay that), while a training step costs ~20 ms.
     spec = tf.TensorSpec((None, None), tf.int32)
 
-    @tf.function(input_signature=[spec, spec, tf.TensorSpec((None,), tf.int32)], autograph=False)
-    def step(ids_b: tf.Tensor, mask_b: tf.Tensor, y_b: tf.Tensor) -> tf.Tensor:
+    def fine_tune_step(ids_b: tf.Tensor, mask_b: tf.Tensor, y_b: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = model(input_ids=ids_b, attention_mask=mask_b, training=True).logits  # (B, C)
             loss = loss_fn(y_b, logits)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
+
+    step = tf.function(
+        fine_tune_step,
+        input_signature=[spec, spec, tf.TensorSpec((None,), tf.int32)],
+        autograph=False,
+    )
 
     order = synthetic.rng(SEED)
     steps = -(-len(y) // batch_size)
@@ -215,7 +247,7 @@ def reloaded_tokenizer(tokenizer: BertTokenizerFast) -> BertTokenizerFast:
 def reloaded_model(model: TFBertForSequenceClassification) -> TFBertForSequenceClassification:
     """``model`` saved with ``save_pretrained`` (config + weights) and loaded back."""
     # (Loading logs that a weightless dropout layer was "not used": true and harmless.)
-    transformers.logging.set_verbosity_error()
+    transformers.logging.set_verbosity(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
         reloaded: TFBertForSequenceClassification = type(model).from_pretrained(tmp)
@@ -232,7 +264,7 @@ ROUND_TRIP = "round-trip logits"
 
 
 def reference_comparisons(
-    impl: object, trained: tuple[TFBertForSequenceClassification, BertTokenizerFast] | None = None
+    impl: Answer, trained: tuple[TFBertForSequenceClassification, BertTokenizerFast] | None = None
 ) -> dict[str, Comparison]:
     """Save/load round trip: reloaded model + tokenizer vs the originals, logits on the test set.
 
@@ -242,9 +274,9 @@ def reference_comparisons(
     """
     data = make_data()
     if trained is None:
-        tokenizer = impl.train_tokenizer(data.x_train.tolist(), VOCAB_SIZE)  # type: ignore[attr-defined]
+        tokenizer = impl.train_tokenizer(data.x_train.tolist(), VOCAB_SIZE)
         keras.utils.set_random_seed(SEED)
-        model = impl.build_model(len(tokenizer), data.num_classes, MAX_LEN)  # type: ignore[attr-defined]
+        model = impl.build_model(len(tokenizer), data.num_classes, MAX_LEN)
     else:
         model, tokenizer = trained
     texts = data.x_test.tolist()
@@ -277,21 +309,32 @@ def report_encoder_changed(
     )
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Tokenizer + BERT from ``impl``: held-out accuracy, bag-of-words gap, fine-tuning,
     save/load round trip."""
     report = SolutionReport(solution="nlp.bert_text_classifier")
     data = make_data()
-    train_texts, test_texts = data.x_train.tolist(), data.x_test.tolist()
+    model, tokenizer, test_acc = _fine_tuning(report, impl, data)
+    _round_trip(report, impl, data, model, tokenizer)
+    # It seeds itself, so running it last changes none of its numbers.
+    _bag_of_words_gap(report, data, test_acc)
+    return report
 
-    tokenizer = impl.train_tokenizer(train_texts, VOCAB_SIZE)  # type: ignore[attr-defined]
+
+def _fine_tuning(
+    report: SolutionReport, impl: Answer, data: synthetic.Split
+) -> tuple[TFBertForSequenceClassification, BertTokenizerFast, float]:
+    """impl's tokenizer and BERT, fine-tuned: held-out accuracy, encoder weights moved.
+    Returns the trained model, its tokenizer and the test accuracy."""
+    train_texts, test_texts = data.x_train.tolist(), data.x_test.tolist()
+    tokenizer = impl.train_tokenizer(train_texts, VOCAB_SIZE)
     enc_test = encode(tokenizer, test_texts)
 
     keras.utils.set_random_seed(SEED)
-    model = impl.build_model(len(tokenizer), data.num_classes, MAX_LEN)  # type: ignore[attr-defined]
+    model = impl.build_model(len(tokenizer), data.num_classes, MAX_LEN)
     encoder_before = [w.numpy().copy() for w in model.bert.weights]  # to show it is fine-tuned
     t0 = time.perf_counter()
-    impl.train(model, tokenizer, train_texts, data.y_train)  # type: ignore[attr-defined]
+    impl.train(model, tokenizer, train_texts, data.y_train)
     train_s = time.perf_counter() - t0
     logits = logits_of(model, enc_test)  # (N_test, 2)
     test_acc = float((logits.argmax(-1) == data.y_test).mean())
@@ -311,8 +354,20 @@ def check(impl: object) -> SolutionReport:
         "it stays near chance",
     )
     report_encoder_changed(report, model.bert, encoder_before)
+    return model, tokenizer, test_acc
 
-    # Round trip through the files a real deployment ships (config + weights, tokenizer.json).
+
+def _round_trip(
+    report: SolutionReport,
+    impl: Answer,
+    data: synthetic.Split,
+    model: TFBertForSequenceClassification,
+    tokenizer: BertTokenizerFast,
+) -> None:
+    """Round trip through the files a real deployment ships (config + weights,
+    tokenizer.json)."""
+    test_texts = data.x_test.tolist()
+    enc_test = encode(tokenizer, test_texts)
     enc2 = encode(reloaded_tokenizer(tokenizer), test_texts)
     id_mismatch = int((enc2["input_ids"] != enc_test["input_ids"]).sum())
     comparisons = reference_comparisons(impl, trained=(model, tokenizer))
@@ -340,9 +395,11 @@ def check(impl: object) -> SolutionReport:
         + comparisons[ROUND_TRIP].detail,
     )
 
-    # Same words, no order: an MLP on word counts. "not" may negate the opinion or the
-    # aside, so with one "not" in the sentence the counts cannot tell the label (ceiling 0.75).
-    # It seeds itself, so running it last changes none of its numbers.
+
+def _bag_of_words_gap(report: SolutionReport, data: synthetic.Split, test_acc: float) -> None:
+    """Same words, no order: an MLP on word counts. "not" may negate the opinion or the
+    aside, so with one "not" in the sentence the counts cannot tell the label (ceiling 0.75).
+    """
     bow_acc = bag_of_words_accuracy(data)
     report.metric("bag-of-words MLP test accuracy", bow_acc)
     report.check(
@@ -352,7 +409,6 @@ def check(impl: object) -> SolutionReport:
         0.1,
         "BERT uses word order: which word 'not' precedes",
     )
-    return report
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ BERT built here stand in for the seed's ``from_pretrained`` downloads (no networ
 from __future__ import annotations
 
 import traceback
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -26,7 +27,7 @@ from transformers import BertConfig, BertTokenizerFast, TFBertModel
 
 from aiprep.kit import events
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.seed_code import raised, run_seed
 from aiprep.kit.synthetic import Split
 from aiprep.kit.synthetic.text import negation_sentences
 from solutions.nlp.bert_text_classifier import (
@@ -64,6 +65,27 @@ def bert_text_classification(texts, labels, batch_size=32):
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("build_classifier", "bert_text_classification")
+BASED_ON = "nlp.bert_text_classifier"
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_classifier(self, bert_model: TFBertModel, num_labels: int) -> keras.Model: ...
+
+    def bert_text_classification(
+        self,
+        tokenizer: BertTokenizerFast,
+        classifier: keras.Model,
+        train_texts: list[str],
+        train_labels: np.ndarray,
+        test_texts: list[str],
+        *,
+        epochs: int,
+        learning_rate: float,
+        batch_size: int = 32,
+    ) -> np.ndarray: ...
+
 
 # -----------------------------------------------------------------------------
 # The answer: a classification head on BERT, trained and evaluated on held-out texts
@@ -126,7 +148,8 @@ def bert_text_classification(
     # Fix: predict texts held out from training; accuracy on the training texts says
     # nothing about generalisation (the seed fit and predicted the same `inputs`).
     logits = classifier.predict(encode(test_texts), batch_size=256, verbose=0)  # (N, C)
-    return logits.argmax(axis=-1)
+    predicted: np.ndarray = logits.argmax(axis=-1)
+    return predicted
 
 
 # -----------------------------------------------------------------------------
@@ -143,16 +166,18 @@ def make_data(seed: int = SEED) -> Split:
 
 def stand_in_bert(vocab_size: int) -> TFBertModel:
     """A small, randomly initialised ``TFBertModel`` in place of ``bert-base-uncased``."""
-    config = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,  # bert-base: 768
-        num_hidden_layers=1,  # bert-base: 12; one layer learns this task, and traces fast
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.0,  # deterministic, and no overfitting in 7 short epochs
-        attention_probs_dropout_prob=0.0,
-        initializer_range=0.1,  # ~1/sqrt(64); see nlp.bert_text_classifier
+    config = BertConfig.from_dict(  # from_dict is typed; BertConfig(...) is not
+        {
+            "vocab_size": vocab_size,
+            "hidden_size": 64,  # bert-base: 768
+            "num_hidden_layers": 1,  # bert-base: 12; one layer learns this task, traces fast
+            "num_attention_heads": 4,
+            "intermediate_size": 128,
+            "max_position_embeddings": 32,
+            "hidden_dropout_prob": 0.0,  # deterministic, no overfitting in 7 short epochs
+            "attention_probs_dropout_prob": 0.0,
+            "initializer_range": 0.1,  # ~1/sqrt(64); see nlp.bert_text_classifier
+        }
     )
     bert = TFBertModel(config)
     # Not converted by AutoGraph: transformers' Python has no tensor-dependent control
@@ -163,72 +188,85 @@ def stand_in_bert(vocab_size: int) -> TFBertModel:
 
 
 def run_original(
-    source: str, tokenizer: BertTokenizerFast, bert: TFBertModel, data: Split
+    fixes: list[tuple[str, str]], tokenizer: BertTokenizerFast, bert: TFBertModel, data: Split
 ) -> tuple[BaseException | None, str]:
-    """Exec the seed's code and call its function; the exception and the seed line raising it.
+    """Run the seed's code (with ``fixes`` made) and call its function; the exception and
+    the seed line raising it.
 
     No network: the two ``from_pretrained`` downloads are replaced by our small tokenizer
     and BERT (same classes' APIs), and ``tf.keras`` is pointed at tf_keras (this project's
     Keras, the one transformers' TF models work with). The seed gives no data; eight of
     our training sentences and labels are the call's arguments.
     """
-    seed_lines = source.splitlines()  # the replacements below keep the line numbers
-    source = (
-        source.replace("from transformers import BertTokenizer, TFBertModel", "")
-        .replace("tokenizer = BertTokenizer.from_pretrained('bert-base-uncased')", "")
-        .replace("bert_model = TFBertModel.from_pretrained('bert-base-uncased')", "")
-        .replace("tf.keras", "keras")
-    )
+    replace = [  # these keep the line numbers
+        ("from transformers import BertTokenizer, TFBertModel", ""),
+        ("tokenizer = BertTokenizer.from_pretrained('bert-base-uncased')", ""),
+        ("bert_model = TFBertModel.from_pretrained('bert-base-uncased')", ""),
+        ("tf.keras", "keras"),
+        *fixes,
+    ]
     namespace: dict[str, object] = {"tf": tf, "keras": keras, "tokenizer": tokenizer}
     namespace["bert_model"] = bert
-    try:
-        exec(compile(source, "<seed>", "exec"), namespace)  # noqa: S102 -- the seed's code
-        func = namespace["bert_text_classification"]
-        func(data.x_train[:8].tolist(), data.y_train[:8])  # type: ignore[operator]
-    except Exception as error:  # noqa: BLE001 -- which error is what we measure
-        seed_frames = [
-            f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<seed>"
-        ]
-        line = seed_lines[seed_frames[-1].lineno - 1].strip() if seed_frames else ""
-        return error, line
-    return None, ""
+    run = run_seed(ORIGINAL, namespace, replace=replace)
+    if run.error is None:
+        namespace["texts"], namespace["labels"] = data.x_train[:8].tolist(), data.y_train[:8]
+        call = "bert_text_classification(texts, labels)"
+        run = run_seed(call, namespace, filename="<seed call>")
+    error: BaseException | None = run.error
+    if error is None:
+        return None, ""
+    seed_frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<seed>"]
+    seed_lines = ORIGINAL.splitlines()
+    line = seed_lines[(seed_frames[-1].lineno or 0) - 1].strip() if seed_frames else ""
+    return error, line
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """The seed's two failures; then impl's classifier: logits shape, held-out accuracy."""
     report = SolutionReport(solution="nlp.fix_seed_bert_classification_function")
     data = make_data()
-    train_texts, test_texts = data.x_train.tolist(), data.x_test.tolist()
-    tokenizer = train_tokenizer(train_texts, VOCAB_SIZE)  # WordPiece, as in bert_text_classifier
-    keras.utils.set_random_seed(SEED)
+    tokenizer = train_tokenizer(data.x_train.tolist(), VOCAB_SIZE)  # WordPiece, as in
+    keras.utils.set_random_seed(SEED)  # bert_text_classifier
     bert = stand_in_bert(len(tokenizer))
+    _seed_facts(report, tokenizer, bert, data)
+    _fixed_classifier(report, impl, tokenizer, bert, data)
+    return report
 
-    # 1. The seed as written, then with `inputs.input` replaced by `inputs`.
-    first, first_line = run_original(ORIGINAL, tokenizer, bert, data)
-    second, second_line = run_original(
-        ORIGINAL.replace("inputs=inputs.input", "inputs=inputs"), tokenizer, bert, data
-    )
+
+def _seed_facts(
+    report: SolutionReport, tokenizer: BertTokenizerFast, bert: TFBertModel, data: Split
+) -> None:
+    """The seed as written, then with `inputs.input` replaced by `inputs`."""
+    first, first_line = run_original([], tokenizer, bert, data)
     report.metric("original error", f"{type(first).__name__} at `{first_line}`")
-    # (The message goes on to print the data tensor it got; cut there.)
-    report.metric("with inputs=inputs", describe(second, "Expecting KerasTensor").split(" Got:")[0])
     report.metric("seed's [CLS] 'logits' width", int(bert.config.hidden_size))
-    report.seed_fact(
+    report.seed_fact(  # not expect_raise: the fact is also about the line that raises
         "original raises AttributeError",
         raised(first, AttributeError, "") * float("inputs.input" in first_line),
         "==",
         1,
         "a BatchEncoding (dict of token tensors) has no .input",
     )
-    report.seed_fact(
+    second, _ = run_original([("inputs=inputs.input", "inputs=inputs")], tokenizer, bert, data)
+    report.expect_raise(
         "original with inputs=inputs raises ValueError",
-        raised(second, ValueError, "Expecting KerasTensor"),
-        "==",
-        1,
+        second,
+        ValueError,
+        "Expecting KerasTensor",
         "a functional model needs keras.Input placeholders, not data tensors",
     )
 
-    # 2. The fix: (B, num_labels) logits, then fine-tuning scored on held-out texts.
-    classifier = impl.build_classifier(bert, NUM_LABELS)  # type: ignore[attr-defined]
+
+def _fixed_classifier(
+    report: SolutionReport,
+    impl: Answer,
+    tokenizer: BertTokenizerFast,
+    bert: TFBertModel,
+    data: Split,
+) -> None:
+    """The fix: (B, num_labels) logits, then fine-tuning scored on held-out texts."""
+    train_texts, test_texts = data.x_train.tolist(), data.x_test.tolist()
+    classifier = impl.build_classifier(bert, NUM_LABELS)
     enc = tokenizer(test_texts[:4], padding=True, return_tensors="np")
     sample = [enc["input_ids"].astype(np.int32), enc["attention_mask"].astype(np.int32)]
     shape = tuple(np.shape(classifier(sample, training=False)))
@@ -241,11 +279,11 @@ def check(impl: object) -> SolutionReport:
         f"one score per class, not the {bert.config.hidden_size}-wide [CLS] hidden state",
     )
     if shape != (4, NUM_LABELS):
-        return report  # not a classifier: nothing to train
+        return  # not a classifier: nothing to train
 
     bert_before = [w.numpy().copy() for w in bert.weights]  # to show BERT is fine-tuned
     predicted = np.asarray(
-        impl.bert_text_classification(  # type: ignore[attr-defined]
+        impl.bert_text_classification(
             tokenizer,
             classifier,
             train_texts,
@@ -263,7 +301,7 @@ def check(impl: object) -> SolutionReport:
         f"{len(test_texts)} test texts, {len(train_texts)} training texts",
     )
     if predicted.shape != (len(test_texts),):
-        return report
+        return
     test_acc = float((predicted == data.y_test).mean())
     report.metric("held-out accuracy", test_acc)
     report.metric("chance accuracy", 1.0 / NUM_LABELS)
@@ -276,7 +314,6 @@ def check(impl: object) -> SolutionReport:
         "with the seed's string loss it stays at chance (the wrong-answer fixture)",
     )
     report_encoder_changed(report, bert, bert_before)
-    return report
 
 
 if __name__ == "__main__":

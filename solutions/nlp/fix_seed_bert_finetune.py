@@ -17,10 +17,11 @@ saved with ``save_pretrained`` to a temp dir, stands in for ``bert-base-uncased`
 from __future__ import annotations
 
 import contextlib
-import io
+import logging
 import tempfile
 import warnings
 from collections.abc import Iterator
+from typing import Any, NamedTuple, Protocol
 from unittest import mock
 
 import huggingface_hub.constants
@@ -30,13 +31,13 @@ import tf_keras as keras
 import transformers
 import transformers.utils.hub
 from tensorflow.python.autograph.core import ag_ctx
-from transformers import TFBertModel
+from transformers import BertTokenizerFast, TFBertModel
 from transformers.models.bert.modeling_tf_bert import TFBertMainLayer
 
 from aiprep.kit import events, synthetic
 from aiprep.kit.metrics import accuracy
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.seed_code import run_seed
 from aiprep.kit.synthetic.text import negation_sentences
 from solutions.nlp.bert_text_classifier import (
     MAX_LEN,
@@ -94,6 +95,14 @@ print('Validation accuracy:', val_acc)
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("build_classifier",)
+BASED_ON = "nlp.bert_text_classifier"
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_classifier(self, checkpoint: str, max_len: int, num_labels: int) -> keras.Model: ...
+
 
 # -----------------------------------------------------------------------------
 # The answer: the seed's model, fixed
@@ -158,23 +167,24 @@ def no_autograph() -> Iterator[None]:
         yield
 
 
-def run_original(source: str, namespace: dict[str, object]) -> BaseException | None:
-    """Exec the seed's code in ``namespace``; the exception it raises, or None.
+def run_original(
+    namespace: dict[str, Any], replace: list[tuple[str, str]], source: str = ORIGINAL
+) -> BaseException | None:
+    """Run the seed's code (``source``, with ``replace`` made) in ``namespace``; the
+    exception it raises, or None.
 
     ``fit`` runs eagerly so the error comes from the first batch, not after a graph trace
     (the same train_step and loss code raise the same error); its printing is dropped.
     """
     tf.config.run_functions_eagerly(True)
     try:
-        with no_autograph(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with no_autograph(), warnings.catch_warnings():
             # tf.data says run_functions_eagerly does not apply to it: true and harmless.
             warnings.simplefilter("ignore", UserWarning)
-            exec(source, namespace)  # noqa: S102 -- the quoted seed code, nothing else
-    except Exception as error:  # noqa: BLE001 -- which error is what we measure
-        return error
+            error: BaseException | None = run_seed(source, namespace, replace=replace).error
     finally:
         tf.config.run_functions_eagerly(False)
-    return None
+    return error
 
 
 # -----------------------------------------------------------------------------
@@ -208,92 +218,125 @@ def train(model: keras.Model, x: list[np.ndarray], y: np.ndarray) -> list[float]
     return history
 
 
-def check(impl: object) -> SolutionReport:
+class Encoded(NamedTuple):
+    """The negation sentences, tokenized: inputs ``[input_ids, attention_mask]``, each
+    (N, MAX_LEN) int32, and integer class ids (N,), as a text dataset gives them."""
+
+    tokenizer: BertTokenizerFast
+    x_train: list[np.ndarray]
+    y_train: np.ndarray
+    x_test: list[np.ndarray]
+    y_test: np.ndarray
+    num_classes: int
+
+
+def encoded_data() -> Encoded:
+    """make_data(), tokenized with a WordPiece tokenizer trained on its training sentences."""
+    data = make_data()
+    tokenizer = train_tokenizer(data.x_train.tolist(), VOCAB_SIZE)
+    enc_train = encode(tokenizer, data.x_train.tolist())
+    enc_test = encode(tokenizer, data.x_test.tolist())
+    return Encoded(
+        tokenizer,
+        [enc_train["input_ids"], enc_train["attention_mask"]],
+        data.y_train.astype(np.int32),
+        [enc_test["input_ids"], enc_test["attention_mask"]],
+        data.y_test,
+        data.num_classes,
+    )
+
+
+def check(impl: Answer) -> SolutionReport:
     """The seed's three failures (seed facts); then impl's classifier learns the negation
     task and fine-tunes BERT."""
     report = SolutionReport(solution="nlp.fix_seed_bert_finetune")
     # TFBertModel loaded from a sequence-classifier checkpoint logs that the classifier
     # weights went unused: expected, silenced.
-    transformers.logging.set_verbosity_error()
-    data = make_data()
-    tokenizer = train_tokenizer(data.x_train.tolist(), VOCAB_SIZE)
-    enc_train, enc_test = (
-        encode(tokenizer, data.x_train.tolist()),
-        encode(tokenizer, data.x_test.tolist()),
-    )
-    x_train = [enc_train["input_ids"], enc_train["attention_mask"]]  # 2 x (N, MAX_LEN) int32
-    x_test = [enc_test["input_ids"], enc_test["attention_mask"]]
-    y_train = data.y_train.astype(np.int32)  # (N,) class ids, as a text dataset gives them
+    transformers.logging.set_verbosity(logging.ERROR)
+    data = encoded_data()
+    _seed_offline(report)
+    with tempfile.TemporaryDirectory() as checkpoint:
+        # A small random BERT and the corpus tokenizer stand in for 'bert-base-uncased'.
+        keras.utils.set_random_seed(SEED)
+        build_model(len(data.tokenizer), data.num_classes, MAX_LEN).save_pretrained(checkpoint)
+        data.tokenizer.save_pretrained(checkpoint)
+        _seed_local_checkpoint(report, data, checkpoint)
+        keras.utils.set_random_seed(SEED)
+        with no_autograph():
+            model = impl.build_classifier(checkpoint, MAX_LEN, data.num_classes)
+    _fixed_classifier(report, model, data)
+    return report
 
-    # 1. The seed as written, offline: the first download fails.
+
+def _seed_offline(report: SolutionReport) -> None:
+    """The seed as written, offline: the first download fails."""
     with offline():
-        download = run_original(ORIGINAL, {})
+        download = run_original({}, [])
         # The seed's model line on its own (the tokenizer line stops the seed before it).
         model_line = "bert = TFBertModel.from_pretrained('bert-base-uncased')"
-        model_download = run_original(model_line, {"TFBertModel": TFBertModel})
-    report.metric("original, offline", describe(download, "NoneType"))
-    report.metric("its TFBertModel line, offline", describe(model_download, "couldn't connect"))
-    report.seed_fact(
+        model_download = run_original({"TFBertModel": TFBertModel}, [], source=model_line)
+    report.expect_raise(
         "original raises TypeError offline",
-        raised(download, TypeError, "NoneType"),
-        "==",
-        1,
+        download,
+        TypeError,
+        "NoneType",
         "BertTokenizer.from_pretrained finds no vocab file and fails on a None path",
     )
-    report.seed_fact(
+    report.expect_raise(
         "its TFBertModel line raises OSError offline",
-        raised(model_download, OSError, "couldn't connect"),
-        "==",
-        1,
+        model_download,
+        OSError,
+        "couldn't connect",
         "no network and no cached checkpoint",
     )
 
-    with tempfile.TemporaryDirectory() as checkpoint:
-        # A small random BERT and the corpus tokenizer stand in for 'bert-base-uncased'.
-        # The seed has no data: x_* are our encoded sentences, y_* integer class ids;
-        # max_length 128 becomes MAX_LEN (the stand-in has 2 * MAX_LEN positions).
-        keras.utils.set_random_seed(SEED)
-        build_model(len(tokenizer), data.num_classes, MAX_LEN).save_pretrained(checkpoint)
-        tokenizer.save_pretrained(checkpoint)
-        local = ORIGINAL.replace("'bert-base-uncased'", repr(checkpoint)).replace(
-            "max_length = 128", f"max_length = {MAX_LEN}"
-        )
-        seed_data = {"x_train": x_train, "y_train": y_train, "x_val": x_test, "y_val": data.y_test}
 
-        # 2. Local checkpoint, the seed's imports: tensorflow.keras is Keras 3, named here as
-        # `keras` (the Keras 3 package) so that TF_USE_LEGACY_KERAS=1 changes nothing.
-        mixed = run_original(local.replace("tensorflow.keras", "keras"), dict(seed_data))
-        report.metric("original, local checkpoint", describe(mixed, "is not allowed"))
-        report.seed_fact(
-            "original raises ValueError on Keras 3 inputs",
-            raised(mixed, ValueError, "KerasTensor"),
-            "==",
-            1,
-            "a tf_keras BERT layer called on Keras 3 Input tensors",
-        )
+def _seed_local_checkpoint(report: SolutionReport, data: Encoded, checkpoint: str) -> None:
+    """The seed on a local checkpoint: Keras 3 inputs, then (tf_keras) the one-hot loss.
 
-        # 3. Local checkpoint and tf_keras throughout: the loss/label mismatch.
-        one_keras = local.replace("tensorflow.keras", "tf_keras").replace("tf.keras.", "keras.")
-        mismatch = run_original(one_keras, {"keras": keras, **seed_data})
-        report.metric("original with tf_keras", describe(mismatch, "incompatible"))
-        report.seed_fact(
-            "original with tf_keras raises ValueError on int labels",
-            raised(mismatch, ValueError, "incompatible"),
-            "==",
-            1,
-            "categorical_crossentropy: labels (32, 1) vs predictions (32, 2)",
-        )
+    The seed has no data: x_* are our encoded sentences, y_* integer class ids;
+    max_length 128 becomes MAX_LEN (the stand-in has 2 * MAX_LEN positions).
+    """
+    local = [
+        ("'bert-base-uncased'", repr(checkpoint)),
+        ("max_length = 128", f"max_length = {MAX_LEN}"),
+    ]
+    seed_data = {
+        "x_train": data.x_train,
+        "y_train": data.y_train,
+        "x_val": data.x_test,
+        "y_val": data.y_test,
+    }
 
-        # 4. The fixed classifier, trained on integer labels.
-        keras.utils.set_random_seed(SEED)
-        with no_autograph():
-            model = impl.build_classifier(checkpoint, MAX_LEN, data.num_classes)  # type: ignore[attr-defined]
+    # The seed's imports: tensorflow.keras is Keras 3, named here as `keras` (the Keras 3
+    # package) so that TF_USE_LEGACY_KERAS=1 changes nothing.
+    report.expect_raise(
+        "original raises ValueError on Keras 3 inputs",
+        run_original(dict(seed_data), [*local, ("tensorflow.keras", "keras")]),
+        ValueError,
+        "KerasTensor",
+        "a tf_keras BERT layer called on Keras 3 Input tensors",
+    )
+
+    # tf_keras throughout: the loss/label mismatch.
+    one_keras = [*local, ("tensorflow.keras", "tf_keras"), ("tf.keras.", "keras.")]
+    report.expect_raise(
+        "original with tf_keras raises ValueError on int labels",
+        run_original({"keras": keras, **seed_data}, one_keras),
+        ValueError,
+        "incompatible",
+        "categorical_crossentropy: labels (32, 1) vs predictions (32, 2)",
+    )
+
+
+def _fixed_classifier(report: SolutionReport, model: keras.Model, data: Encoded) -> None:
+    """impl's classifier, trained on integer labels, fine-tunes BERT and reads word order."""
     # The BERT inside impl's model, to show that training fine-tunes it, not only the head.
     encoder = next((m for m in model.submodules if isinstance(m, TFBertMainLayer)), None)
     encoder_before = [w.numpy().copy() for w in encoder.weights] if encoder is not None else []
     # No try/except: a compiled loss that does not take integer class ids (the seed's
     # categorical_crossentropy) crashes here, and the run fails as a crash, traceback shown.
-    losses = train(model, x_train, y_train)
+    losses = train(model, data.x_train, data.y_train)
     if encoder is not None:
         report_encoder_changed(report, encoder, encoder_before)
     else:
@@ -308,7 +351,7 @@ def check(impl: object) -> SolutionReport:
     def predict(pair: np.ndarray, training: bool = False) -> tf.Tensor:  # (B, 2, T) -> (B, C)
         return model([pair[:, 0], pair[:, 1]], training=training)
 
-    test_acc = accuracy(predict, np.stack(x_test, axis=1), data.y_test)
+    test_acc = accuracy(predict, np.stack(data.x_test, axis=1), data.y_test)
     report.metric("loss per epoch", " ".join(f"{v:.3f}" for v in losses))
     report.metric("test accuracy", test_acc)
     report.metric("chance accuracy", 1.0 / data.num_classes)
@@ -322,7 +365,6 @@ def check(impl: object) -> SolutionReport:
         "logits under the string loss 'sparse_categorical_crossentropy', which takes "
         "probabilities, stay at chance (the wrong-answer fixture)",
     )
-    return report
 
 
 if __name__ == "__main__":

@@ -16,15 +16,23 @@ as ``hub.KerasLayer`` is by default). The task has no negation, so a bag of word
 it too (the check measures one): it shows a pipeline that trains, not language understanding.
 """
 
+# mypy: disallow-subclassing-any=False
+# (keras.layers.Layer is Any: TensorFlow ships no type stubs)
+
 from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+from transformers import BertTokenizerFast
 
 from aiprep.kit import events
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.seed_code import SeedRun, run_seed
 from aiprep.kit.synthetic import Split
 from aiprep.kit.synthetic.text import negation_sentences
 from solutions.nlp.bert_text_classifier import (  # noqa: F401  (train_tokenizer: part of the answer)
@@ -33,7 +41,7 @@ from solutions.nlp.bert_text_classifier import (  # noqa: F401  (train_tokenizer
     report_encoder_changed,
     train_tokenizer,
 )
-from solutions.training.fix_seed_hub_image_classifier import restored_saved_model, run_seed
+from solutions.training.fix_seed_hub_image_classifier import restored_saved_model
 
 SEED = 0
 VOCAB_SIZE = 200  # WordPiece target size, as in nlp.bert_text_classifier
@@ -67,19 +75,43 @@ for text, prediction in zip(x_test, predictions):
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("train_tokenizer", "preprocess_text", "build_classifier")
+BASED_ON = "nlp.bert_text_classifier"
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def train_tokenizer(self, texts: list[str], vocab_size: int) -> BertTokenizerFast: ...
+
+    def preprocess_text(
+        self, tokenizer: BertTokenizerFast, texts: list[str], max_len: int
+    ) -> dict[str, np.ndarray]: ...
+
+    def build_classifier(
+        self, encoder: keras.layers.Layer, max_len: int, num_labels: int
+    ) -> keras.Model: ...
+
 
 # -----------------------------------------------------------------------------
 # The answer: proper tokenisation, and the encoder inside a Keras model with a head
 
 
-def preprocess_text(tokenizer: object, texts: list[str], max_len: int) -> dict[str, np.ndarray]:
+def preprocess_text(
+    tokenizer: BertTokenizerFast, texts: list[str], max_len: int
+) -> dict[str, np.ndarray]:
     """BERT inputs for ``texts`` (list of str), from a WordPiece ``tokenizer``.
 
     Returns ``input_ids`` ([CLS] pieces [SEP] [PAD]...) and ``attention_mask`` (1 on real
     tokens, 0 on [PAD]), each (N, max_len) int32: what a BERT encoder takes, not words.
     """
-    enc = tokenizer(texts, padding="max_length", max_length=max_len, truncation=True)  # type: ignore[operator]
+    enc = tokenizer(texts, padding="max_length", max_length=max_len, truncation=True)
     return {k: np.asarray(enc[k], np.int32) for k in ("input_ids", "attention_mask")}
+
+
+# tf.autograph's decorator, typed here: TensorFlow ships no type stubs.
+do_not_convert: Callable[[Callable[..., tf.Tensor]], Callable[..., tf.Tensor]] = (
+    tf.autograph.experimental.do_not_convert
+)
 
 
 class EncoderLayer(keras.layers.Layer):
@@ -93,7 +125,7 @@ class EncoderLayer(keras.layers.Layer):
         self.encoder = encoder  # its weights are tracked: fine-tuned with the head
 
     # The transformers code needs no AutoGraph; converting it would only slow each trace.
-    @tf.autograph.experimental.do_not_convert
+    @do_not_convert
     def call(self, inputs: dict[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         out = self.encoder(
             input_ids=inputs["input_ids"],
@@ -141,43 +173,59 @@ def make_data(seed: int = SEED) -> Split:
     )
 
 
-def original_error(data: Split) -> tuple[BaseException | None, dict[str, object]]:
+def run_original(data: Split) -> SeedRun:
     """Run the seed with ``hub.load`` returning ``tf.saved_model.load`` of a local tiny
     SavedModel (what hub.load does after downloading; no network, tensorflow_hub is not
     installed). The seed defines no data: small slices of ours stand in for
-    x_train/y_train/x_val/y_val/x_test. Returns the exception and the seed's namespace
-    (with ``model``, the restored object, and ``preprocess_text``, defined before the crash)."""
+    x_train/y_train/x_val/y_val/x_test. Its namespace keeps ``model``, the restored object,
+    and ``preprocess_text``, both defined before the crash."""
     x, y = data.x_train[:8].tolist(), data.y_train[:8]
-    seed_data = {"x_train": x, "y_train": y, "x_val": x, "y_val": y, "x_test": x}
-    return run_seed(ORIGINAL, restored_saved_model(), seed_data)
+    hub_model = restored_saved_model()
+    namespace: dict[str, Any] = {
+        "hub": types.SimpleNamespace(load=lambda url: hub_model),
+        **{"x_train": x, "y_train": y, "x_val": x, "y_val": y, "x_test": x},
+    }
+    return run_seed(ORIGINAL, namespace, replace=[("import tensorflow_hub as hub", "")])
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """The seed's AttributeError; the fixed tokenisation; fit/predict of the fixed model."""
     report = SolutionReport(solution="nlp.fix_seed_hub_text_classifier")
     data = make_data()
-    train_texts, test_texts = data.x_train.tolist(), data.x_test.tolist()
+    _seed_facts(report, data)
+    encoded = _tokenisation(report, impl, data)
+    if encoded is None:
+        return report  # nothing a BERT encoder could be trained on
+    _fixed_model(report, impl, data, *encoded)
+    return report
 
-    # 1. The seed, against a real restored SavedModel.
-    error, seed = original_error(data)
-    loaded, seed_preprocess = seed["model"], seed["preprocess_text"]
-    report.metric("original error", describe(error, "fit"))
-    report.metric("hub.load / tf.saved_model.load returns", type(loaded).__name__)
-    report.metric("restored object computes", str(np.asarray(loaded(tf.ones((1, 4)))).tolist()))  # type: ignore[operator]
-    # The seed's (unused) preprocessing: words, which no BERT can take.
-    report.metric("seed's preprocess_text(['Great movie'])", str(seed_preprocess(["Great movie"])))  # type: ignore[operator]
-    report.seed_fact(
+
+def _seed_facts(report: SolutionReport, data: Split) -> None:
+    """The seed, against a real restored SavedModel."""
+    run = run_original(data)
+    loaded, seed_preprocess = run.namespace["model"], run.namespace["preprocess_text"]
+    report.expect_raise(
         "original raises AttributeError",
-        raised(error, AttributeError, "has no attribute 'fit'"),
-        "==",
-        1,
+        run.error,
+        AttributeError,
+        "has no attribute 'fit'",
         "a restored SavedModel is not a Keras model: no fit, no predict",
     )
+    report.metric("hub.load / tf.saved_model.load returns", type(loaded).__name__)
+    report.metric("restored object computes", str(np.asarray(loaded(tf.ones((1, 4)))).tolist()))
+    # The seed's (unused) preprocessing: words, which no BERT can take.
+    report.metric("seed's preprocess_text(['Great movie'])", str(seed_preprocess(["Great movie"])))
 
-    # 2. Tokenisation: WordPiece ids with [CLS] and a mask, not word lists.
-    tokenizer = impl.train_tokenizer(train_texts, VOCAB_SIZE)  # type: ignore[attr-defined]
-    enc_train = impl.preprocess_text(tokenizer, train_texts, MAX_LEN)  # type: ignore[attr-defined]
-    enc_test = impl.preprocess_text(tokenizer, test_texts, MAX_LEN)  # type: ignore[attr-defined]
+
+def _tokenisation(
+    report: SolutionReport, impl: Answer, data: Split
+) -> tuple[BertTokenizerFast, dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    """WordPiece ids with [CLS] and a mask, not word lists: (tokenizer, train and test
+    inputs), or None when preprocess_text's output is not that."""
+    train_texts, test_texts = data.x_train.tolist(), data.x_test.tolist()
+    tokenizer = impl.train_tokenizer(train_texts, VOCAB_SIZE)
+    enc_train = impl.preprocess_text(tokenizer, train_texts, MAX_LEN)
+    enc_test = impl.preprocess_text(tokenizer, test_texts, MAX_LEN)
     ids = np.asarray(enc_test.get("input_ids", [])) if isinstance(enc_test, dict) else None
     mask = np.asarray(enc_test.get("attention_mask", [])) if isinstance(enc_test, dict) else None
     shape = (len(test_texts), MAX_LEN)
@@ -204,13 +252,24 @@ def check(impl: object) -> SolutionReport:
         "BERT takes WordPiece ids and an attention mask, not lists of words",
     )
     if not valid:
-        return report  # nothing a BERT encoder could be trained on
+        return None
+    return tokenizer, enc_train, enc_test
 
-    # 3. The fixed model: a small BERT (stand-in for the hub download, random init) as one
-    # layer of a Keras model with a new head; the seed's fit/predict calls now work.
+
+def _fixed_model(
+    report: SolutionReport,
+    impl: Answer,
+    data: Split,
+    tokenizer: BertTokenizerFast,
+    enc_train: dict[str, np.ndarray],
+    enc_test: dict[str, np.ndarray],
+) -> None:
+    """A small BERT (stand-in for the hub download, random init) as one layer of a Keras
+    model with a new head; the seed's fit/predict calls now work."""
+    test_texts = data.x_test.tolist()
     keras.utils.set_random_seed(SEED)
     encoder = build_model(len(tokenizer), data.num_classes, MAX_LEN).bert  # body, no head
-    model = impl.build_classifier(encoder, MAX_LEN, data.num_classes)  # type: ignore[attr-defined]
+    model = impl.build_classifier(encoder, MAX_LEN, data.num_classes)
     encoder_before = [w.numpy().copy() for w in encoder.weights]  # to show it is fine-tuned
     history = model.fit(
         enc_train,
@@ -245,7 +304,6 @@ def check(impl: object) -> SolutionReport:
     # itself, so running it last changes none of its numbers.)
     bow_acc = bag_of_words_accuracy(data)
     report.metric("bag-of-words MLP test accuracy", bow_acc)
-    return report
 
 
 if __name__ == "__main__":

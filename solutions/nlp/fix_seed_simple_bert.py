@@ -11,14 +11,19 @@ language modelling. The fixed ``build_encoder`` keeps the seed's subclass shape,
 short MLM run predicts held-out masked words far better than the most frequent word.
 """
 
+# mypy: disallow-subclassing-any=False
+# (keras.Model is Any: TensorFlow ships no type stubs)
+
 from __future__ import annotations
+
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import raised
+from aiprep.kit.seed_code import run_seed
 from solutions.nlp.bert_mlm_pretraining import (
     IGNORE,
     NUM_SPECIAL,
@@ -55,6 +60,14 @@ class SimpleBERT(tf.keras.Model):
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("build_encoder",)
+BASED_ON = "nlp.bert_mlm_pretraining"
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_encoder(self, vocab_size: int, max_len: int) -> keras.Model: ...
+
 
 # -----------------------------------------------------------------------------
 # The answer: the seed's SimpleBERT, fixed
@@ -103,53 +116,55 @@ def build_encoder(vocab_size: int, max_len: int) -> keras.Model:
 # The seed's failures, and the measurement
 
 
-def original_error(source: str) -> BaseException | None:
-    """Run the seed's code and build its model; the exception raised, or None.
+def original_error(fixes: list[tuple[str, str]]) -> BaseException | None:
+    """Run the seed's code (with ``fixes`` applied) and build its model; the exception
+    raised, or None.
 
     ``tf.keras`` is pointed at tf_keras (Keras 2, this project's Keras); Keras 3 raises
     the same two errors. The seed gives no data; the constructor call is ours.
     """
-    source = source.replace("import tensorflow as tf", "").replace("tf.keras", "keras")
-    try:
-        namespace: dict[str, object] = {"tf": tf, "keras": keras}
-        exec(source, namespace)  # noqa: S102 -- the quoted seed code, nothing else
-        model = namespace["SimpleBERT"](50, 32)  # type: ignore[operator]
-        model(np.ones((2, 5), dtype=np.int32))
-    except Exception as error:  # noqa: BLE001 -- which error is what we measure
-        return error
-    return None
+    replace = [("import tensorflow as tf", ""), ("tf.keras", "keras"), *fixes]
+    run = run_seed(ORIGINAL, {"tf": tf, "keras": keras}, replace=replace)
+    if run.error is None:  # the class is defined: build it and call it
+        namespace = {**run.namespace, "ids": np.ones((2, 5), dtype=np.int32)}
+        run = run_seed("SimpleBERT(50, 32)(ids)", namespace, filename="<seed model>")
+    error: BaseException | None = run.error
+    return error
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """The original's two crashes; output shape and a short MLM run of the fixed model."""
     report = SolutionReport(solution="nlp.fix_seed_simple_bert")
+    _seed_facts(report)
+    _fixed_model(report, impl)
+    return report
 
-    # 1. The seed as written, then with only the first bug fixed.
-    first = original_error(ORIGINAL)
-    second = original_error(ORIGINAL.replace("head_size=", "key_dim="))
-    report.metric("original error", f"{type(first).__name__}: {first}")
-    report.metric("after the key_dim fix", f"{type(second).__name__}: {second}")
-    report.seed_fact(
+
+def _seed_facts(report: SolutionReport) -> None:
+    """The seed as written, then with only the first bug fixed."""
+    report.expect_raise(
         "original raises TypeError",
-        raised(first, TypeError, "key_dim"),
-        "==",
-        1,
+        original_error([]),
+        TypeError,
+        "key_dim",
         "MultiHeadAttention has no head_size argument; key_dim is missing",
     )
-    report.seed_fact(
+    report.expect_raise(
         "original with key_dim raises AttributeError",
-        raised(second, AttributeError, "output"),
-        "==",
-        1,
+        original_error([("head_size=", "key_dim=")]),
+        AttributeError,
+        "output",
         "a keras.Model subclass cannot assign self.output",
     )
 
-    # 2. The fixed model: (B, T, V) logits, and MLM pretraining that reads the context.
+
+def _fixed_model(report: SolutionReport, impl: Answer) -> None:
+    """The fixed model: (B, T, V) logits, and MLM pretraining that reads the context."""
     ids_train, ids_test, vocab = make_data(SEED)
     ids_train = ids_train[:TRAIN_SENTENCES]
     vocab_size = len(vocab)
     keras.utils.set_random_seed(SEED)
-    model = impl.build_encoder(vocab_size, ids_train.shape[1])  # type: ignore[attr-defined]
+    model = impl.build_encoder(vocab_size, ids_train.shape[1])
     shape = tuple(model(ids_test[:4], training=False).shape)
     report.metric("output shape for (4, T) ids", str(shape))
     report.check(
@@ -160,7 +175,7 @@ def check(impl: object) -> SolutionReport:
         "one logit per vocabulary word at every position",
     )
     if shape != (4, ids_test.shape[1], vocab_size):
-        return report  # MLM training needs vocabulary logits
+        return  # MLM training needs vocabulary logits
 
     tables = position_tables(model, vocab_size, ids_train.shape[1])  # the learned positions
     before = [t.numpy().copy() for t in tables]
@@ -190,7 +205,6 @@ def check(impl: object) -> SolutionReport:
         "the fixed model predicts hidden words from their context",
     )
     report_position_table(report, tables, before, min_change=1e-2)
-    return report
 
 
 if __name__ == "__main__":

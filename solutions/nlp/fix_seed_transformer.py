@@ -16,8 +16,12 @@ of words tops out at 75%.
 """
 
 # ruff: noqa: E501 -- ORIGINAL quotes the seed's long lines verbatim
+# mypy: disallow-subclassing-any=False
+# (keras.layers.Layer is Any: TensorFlow ships no type stubs)
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +29,7 @@ import tf_keras as keras
 
 from aiprep.kit import events
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.seed_code import run_seed
 from solutions.nlp.transformer_attention_classifier import (
     MAX_LEN,
     PAD_ID,
@@ -129,8 +133,23 @@ model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy']
 # ... model.summary()
 """
 
+SEED_IMPORTS = """import tensorflow as tf
+from tensorflow.keras.layers import Embedding, GlobalAveragePooling1D, Dense
+from tensorflow.keras.models import Model
+"""
+
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("build_transformer_model",)
+BASED_ON = "nlp.transformer_attention_classifier"
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_transformer_model(
+        self, vocab_size: int, d_model: int, num_layers: int, max_length: int, dropout_rate: float
+    ) -> keras.Model: ...
+
 
 # -----------------------------------------------------------------------------
 # The answer: the seed's classifier, fixed
@@ -233,16 +252,15 @@ def build_transformer_model(
 # The seed's failures, and the measurement
 
 
-def original_error(source: str, train_step: bool) -> BaseException | None:
-    """Run the seed's code (and, if ``train_step``, one training step); the exception or None.
+def original_error(fixes: list[tuple[str, str]], train_step: bool) -> BaseException | None:
+    """Run the seed's code with ``fixes`` applied (and, if ``train_step``, one training
+    step); the exception or None.
 
-    ``tf.keras`` is pointed at tf_keras (Keras 2, this project's Keras). The seed gives no
-    data: for the training step we substitute 4 random sequences and labels.
+    ``tf.keras`` is pointed at tf_keras (Keras 2, this project's Keras), and the names the
+    seed imports are given in its namespace. The seed gives no data: for the training step
+    we substitute 4 random sequences and labels.
     """
-    body = "\n".join(
-        line for line in source.splitlines() if not line.startswith(("import", "from"))
-    )
-    body = body.replace("tf.keras", "keras")
+    replace = [(SEED_IMPORTS, ""), ("tf.keras", "keras"), *fixes]
     namespace: dict[str, object] = {
         "tf": tf,
         "keras": keras,
@@ -251,27 +269,31 @@ def original_error(source: str, train_step: bool) -> BaseException | None:
         "Dense": keras.layers.Dense,
         "Model": keras.Model,
     }
-    try:
-        exec(body, namespace)  # noqa: S102 -- the quoted seed code, nothing else
-        if train_step:
-            g = np.random.default_rng(SEED)
-            ids = g.integers(1, 10000, size=(4, 40)).astype(np.float32)
-            namespace["model"].train_on_batch(ids, g.integers(0, 2, size=(4, 1)))  # type: ignore[attr-defined]
-    except Exception as error:  # noqa: BLE001 -- which error is what we measure
-        return error
-    return None
+    run = run_seed(ORIGINAL, namespace, replace=replace)
+    if run.error is None and train_step:
+        g = np.random.default_rng(SEED)
+        namespace["ids"] = g.integers(1, 10000, size=(4, 40)).astype(np.float32)
+        namespace["labels"] = g.integers(0, 2, size=(4, 1))
+        run = run_seed("model.train_on_batch(ids, labels)", namespace, filename="<seed step>")
+    error: BaseException | None = run.error
+    return error
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """The fixed model's learned positions and held-out accuracy; the original's two crashes."""
     report = SolutionReport(solution="nlp.fix_seed_transformer")
+    _fixed_model(report, impl)
+    # After the fixed model, so that a wrong answer is decided before the seed runs; both
+    # parts seed themselves, so their order changes none of the other's numbers.
+    _seed_facts(report)
+    return report
 
-    # 1. The fixed model on sentences whose label depends on word order.
+
+def _fixed_model(report: SolutionReport, impl: Answer) -> None:
+    """The fixed model on sentences whose label depends on word order."""
     data, vocab = make_data(SEED)
     keras.utils.set_random_seed(SEED)
-    model = impl.build_transformer_model(  # type: ignore[attr-defined]
-        len(vocab), D_MODEL, NUM_LAYERS, MAX_LEN, DROPOUT_RATE
-    )
+    model = impl.build_transformer_model(len(vocab), D_MODEL, NUM_LAYERS, MAX_LEN, DROPOUT_RATE)
     tables = position_tables(model, len(vocab), MAX_LEN)  # the learned position table
     report_position_table_trainable(report, tables)
     before = [t.numpy().copy() for t in tables]
@@ -302,32 +324,25 @@ def check(impl: object) -> SolutionReport:
         "reads which word 'not' negates; a bag of words cannot exceed 0.75 here",
     )
 
-    # 2. The seed as written (build), then with batch_size defined (one training step).
-    # After the fixed model, so that a wrong answer is decided before the seed runs; both
-    # parts seed themselves, so their order changes none of the other's numbers.
+
+def _seed_facts(report: SolutionReport) -> None:
+    """The seed as written (build), then with batch_size defined (one training step)."""
     keras.utils.set_random_seed(SEED)
-    first = original_error(ORIGINAL, train_step=False)
-    patched = ORIGINAL.replace(
-        "(batch_size, -1, self.d_model)", "(tf.shape(inputs)[0], -1, self.d_model)"
-    )
-    second = original_error(patched, train_step=True)
-    report.metric("original error", describe(first, "batch_size"))
-    report.metric("after the batch_size fix", describe(second, "dropout_rate"))
-    report.seed_fact(
+    report.expect_raise(
         "original raises NameError",
-        raised(first, NameError, "batch_size"),
-        "==",
-        1,
+        original_error([], train_step=False),
+        NameError,
+        "batch_size",
         "call() reshapes with an undefined batch_size while the model is built",
     )
-    report.seed_fact(
+    batch_size_fix = ("(batch_size, -1, self.d_model)", "(tf.shape(inputs)[0], -1, self.d_model)")
+    report.expect_raise(
         "original with batch_size raises AttributeError",
-        raised(second, AttributeError, "dropout_rate"),
-        "==",
-        1,
+        original_error([batch_size_fix], train_step=True),
+        AttributeError,
+        "dropout_rate",
         "the first training step reads self.dropout_rate, never stored",
     )
-    return report
 
 
 if __name__ == "__main__":

@@ -12,9 +12,13 @@ masked mean pooling, classify sentences whose label depends on word order (which
 position table is a trainable weight that training moves.
 """
 
+# mypy: disallow-subclassing-any=False
+# (keras.layers.Layer is Any: TensorFlow ships no type stubs)
+
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -39,6 +43,25 @@ LEARNING_RATE = 1e-3
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("build_attention", "build_classifier", "train")
 
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_attention(self, num_heads: int, key_dim: int) -> keras.layers.Layer: ...
+
+    def build_classifier(self, vocab_size: int, max_len: int, num_classes: int) -> keras.Model: ...
+
+    def train(
+        self,
+        model: keras.Model,
+        ids: np.ndarray,
+        labels: np.ndarray,
+        epochs: int = EPOCHS,
+        batch_size: int = BATCH_SIZE,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+    ) -> keras.callbacks.History: ...
+
+
 # -----------------------------------------------------------------------------
 # The answer: multi-head self-attention, a Transformer classifier, training
 
@@ -46,7 +69,7 @@ ANSWER = ("build_attention", "build_classifier", "train")
 class MultiHeadSelfAttention(keras.layers.Layer):
     """Multi-head self-attention: x (B, T, d) and padding mask (B, T) -> (B, T, d)."""
 
-    def __init__(self, num_heads: int, key_dim: int, **kwargs) -> None:
+    def __init__(self, num_heads: int, key_dim: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.key_dim = key_dim  # size of ONE head
@@ -110,7 +133,7 @@ def build_attention(num_heads: int, key_dim: int) -> keras.layers.Layer:
 class TransformerBlock(keras.layers.Layer):
     """Post-LayerNorm encoder block: x (B, T, d), mask (B, T) -> (B, T, d)."""
 
-    def __init__(self, d_model: int, num_heads: int, ff_dim: int, **kwargs) -> None:
+    def __init__(self, d_model: int, num_heads: int, ff_dim: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.attention = build_attention(num_heads, d_model // num_heads)
         self.attention_norm = keras.layers.LayerNormalization()
@@ -130,7 +153,7 @@ class TransformerBlock(keras.layers.Layer):
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """ids (B, T) int -> token + learned position embeddings (B, T, d)."""
 
-    def __init__(self, vocab_size: int, max_len: int, d_model: int, **kwargs) -> None:
+    def __init__(self, vocab_size: int, max_len: int, d_model: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tokens = keras.layers.Embedding(vocab_size, d_model)
         self.positions = keras.layers.Embedding(max_len, d_model)  # attention is order-blind
@@ -238,7 +261,8 @@ def scaled_random_weights(
     d, width = wq.shape[0], wo.shape[0] * wo.shape[1]  # fan-ins: d for Q/K/V, H * d_k for W_o
 
     def kernel(w: np.ndarray, fan_in: int) -> np.ndarray:
-        return g.normal(size=w.shape) / np.sqrt(fan_in)
+        k: np.ndarray = g.normal(size=w.shape) / np.sqrt(fan_in)
+        return k
 
     def bias(b: np.ndarray) -> np.ndarray:
         return 0.1 * g.normal(size=b.shape)
@@ -258,7 +282,7 @@ NO_MASK = "attention vs Keras MultiHeadAttention, no mask"
 PADDING_MASK = "attention vs Keras MultiHeadAttention, padding mask"
 
 
-def reference_comparisons(impl: object) -> dict[str, Comparison]:
+def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """impl's attention vs Keras MultiHeadAttention with the same weights: no mask, padding mask."""
     g = synthetic.rng(SEED)
     batch, length, d_model, heads, key_dim = 4, 10, 32, 4, 8
@@ -270,7 +294,7 @@ def reference_comparisons(impl: object) -> dict[str, Comparison]:
     reference = keras.layers.MultiHeadAttention(heads, key_dim)
     reference(x, x)  # build
     reference.set_weights(scaled_random_weights(reference, g))
-    layer = impl.build_attention(heads, key_dim)  # type: ignore[attr-defined]
+    layer = impl.build_attention(heads, key_dim)
     layer(x)  # build
     layer.set_weights(keras_weights_as_dense(reference))
 
@@ -347,9 +371,16 @@ def report_position_table_trained(
     )
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Hand-written attention vs Keras; learned positions; the classifier's held-out accuracy."""
     report = SolutionReport(solution="nlp.transformer_attention_classifier")
+    _attention_vs_keras(report, impl)
+    _classifier(report, impl)
+    return report
+
+
+def _attention_vs_keras(report: SolutionReport, impl: Answer) -> None:
+    """impl's attention layer vs Keras MultiHeadAttention with the same weights."""
     comparisons = reference_comparisons(impl)
     # Where the wrong answers land (tolerance used): the reason each bound is what it is.
     why = {
@@ -368,14 +399,18 @@ def check(impl: object) -> SolutionReport:
             f"another order; {why[name]}; {cmp.detail}",
         )
 
+
+def _classifier(report: SolutionReport, impl: Answer) -> None:
+    """The Transformer classifier: a trainable position table, moved by training, and
+    held-out accuracy above any bag of words."""
     data, vocab = make_data()
     keras.utils.set_random_seed(SEED)
-    model = impl.build_classifier(len(vocab), MAX_LEN, data.num_classes)  # type: ignore[attr-defined]
+    model = impl.build_classifier(len(vocab), MAX_LEN, data.num_classes)
     tables = position_tables(model, len(vocab), MAX_LEN)
     report_position_table_trainable(report, tables)
     before = [t.numpy().copy() for t in tables]
     t0 = time.perf_counter()
-    impl.train(  # type: ignore[attr-defined]
+    impl.train(
         model,
         data.x_train,
         data.y_train,
@@ -397,7 +432,6 @@ def check(impl: object) -> SolutionReport:
         0.9,
         "learns which word 'not' negates; a bag of words cannot exceed 0.75 here",
     )
-    return report
 
 
 if __name__ == "__main__":

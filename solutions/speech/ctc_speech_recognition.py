@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import itertools
 import time
-import types
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -42,6 +43,43 @@ PAD_REACH = 8  # padding check: zero frames after every utterance, past any conv
 
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("build_model", "ctc_loss", "greedy_decode", "train")
+
+
+class CtcLoss(Protocol):
+    """A ``ctc_loss``: per-utterance CTC negative log-likelihood, (B,)."""
+
+    def __call__(
+        self,
+        labels: tf.Tensor,
+        logits: tf.Tensor,
+        label_lengths: tf.Tensor,
+        logit_lengths: tf.Tensor,
+    ) -> tf.Tensor: ...
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_model(self, n_mels: int, num_chars: int) -> keras.Model: ...
+
+    def ctc_loss(
+        self,
+        labels: tf.Tensor,
+        logits: tf.Tensor,
+        label_lengths: tf.Tensor,
+        logit_lengths: tf.Tensor,
+    ) -> tf.Tensor: ...
+
+    def greedy_decode(self, logits: np.ndarray, logit_lengths: np.ndarray) -> list[list[int]]: ...
+
+    def train(
+        self,
+        model: keras.Model,
+        data: Utterances,
+        epochs: int = EPOCHS,
+        batch_size: int = BATCH_SIZE,
+    ) -> list[float]: ...
+
 
 # -----------------------------------------------------------------------------
 # The answer: model, CTC loss, greedy decoding, training loop
@@ -137,8 +175,7 @@ def train(
         tf.TensorSpec((None,), tf.int32),  # label lengths (B,)
     ]
 
-    @tf.function(input_signature=spec)  # one trace for every batch shape
-    def step(x: tf.Tensor, x_len: tf.Tensor, y: tf.Tensor, y_len: tf.Tensor) -> tf.Tensor:
+    def ctc_step(x: tf.Tensor, x_len: tf.Tensor, y: tf.Tensor, y_len: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = model(x, training=True)  # (B, T', C + 1), T' = ceil(T / TIME_STRIDE)
             # Each utterance's valid output frames: its frame count, subsampled the same way.
@@ -148,6 +185,7 @@ def train(
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
+    step = tf.function(ctc_step, input_signature=spec)  # one trace for every batch shape
     n = len(data)
     order_rng = np.random.default_rng(SEED)
     events.start("train CTC model", epochs, unit="epoch")
@@ -207,12 +245,12 @@ def time_stride(model: keras.Model, n_mels: int) -> int:
     return 64 // int(model(probe).shape[1])
 
 
-def transcribe(impl: object, model: keras.Model, data: Utterances) -> list[list[int]]:
+def transcribe(impl: Answer, model: keras.Model, data: Utterances) -> list[list[int]]:
     """Decode every utterance of ``data`` with ``impl.greedy_decode``."""
     logits = model.predict(data.features, batch_size=256, verbose=0)  # (N, T', C + 1)
     stride = time_stride(model, data.features.shape[-1])
     logit_lengths = -(-data.feature_lengths // stride)  # ceil(T / stride) valid output frames
-    return impl.greedy_decode(logits, logit_lengths)  # type: ignore[attr-defined]
+    return impl.greedy_decode(logits, logit_lengths)
 
 
 def brute_force_ctc(log_probs: np.ndarray, label: list[int], blank: int) -> float:
@@ -226,8 +264,9 @@ def brute_force_ctc(log_probs: np.ndarray, label: list[int], blank: int) -> floa
     return float(-total)
 
 
-def ctc_loss_comparison(impl: object) -> Comparison:
-    """``impl.ctc_loss`` vs the brute-force sum on a tiny batch with padding and double letters.
+def ctc_loss_comparison(loss_fn: CtcLoss) -> Comparison:
+    """``loss_fn`` (an answer's ``ctc_loss``) vs the brute-force sum on a tiny batch with
+    padding and double letters.
 
     Tolerance: the loss is float32 (a forward recursion of T * (2L + 1) log-sum-exps, values
     3.5-7.6), the reference float64, so their gap is a few float32 ulps: rtol 1e-5 of the
@@ -238,7 +277,7 @@ def ctc_loss_comparison(impl: object) -> Comparison:
     labels = np.array([[0, 1, 2], [1, 1, -1], [2, -1, -1], [0, 2, 0]], np.int32)
     label_lengths = np.array([3, 2, 1, 3], np.int32)
     logit_lengths = np.array([5, 4, 5, 3], np.int32)  # two utterances shorter than the batch
-    got = np.asarray(impl.ctc_loss(labels, logits, label_lengths, logit_lengths))  # type: ignore[attr-defined]
+    got = np.asarray(loss_fn(labels, logits, label_lengths, logit_lengths))
     want = []
     for b in range(len(labels)):
         frames = logits[b, : logit_lengths[b]].astype(np.float64)  # (t, 4), padding cut
@@ -247,22 +286,23 @@ def ctc_loss_comparison(impl: object) -> Comparison:
     return compare(got, np.array(want), atol=1e-5, rtol=1e-5)
 
 
-def padding_comparison(impl: object) -> Comparison:
+def padding_comparison(build: Callable[[int, int], keras.Model]) -> Comparison:
     """Logits of utterances followed by a little padding vs the same ones in a padded batch.
 
-    An untrained ``impl.build_model`` with random biases (at zero biases, an LSTM fed zeros
-    stays at state zero and padding would go unnoticed; a trained one's are not zero). Both
-    versions hold at least PAD_REACH zero frames past each utterance's end, so convolutions
-    see the same zeros there whatever their width; what differs is how much padding a
-    direction that reads it first (an unmasked backward LSTM) goes through: PAD_REACH / 2
-    output frames alone, up to ~30 in the batch. Each utterance alone keeps the batch
-    length's parity: a stride-2 "same" convolution places its windows by the parity of its
-    input length. Only the valid output frames are compared.
+    An untrained ``build(n_mels, num_chars)`` (an answer's ``build_model``) with random
+    biases (at zero biases, an LSTM fed zeros stays at state zero and padding would go
+    unnoticed; a trained one's are not zero). Both versions hold at least PAD_REACH zero
+    frames past each utterance's end, so convolutions see the same zeros there whatever
+    their width; what differs is how much padding a direction that reads it first (an
+    unmasked backward LSTM) goes through: PAD_REACH / 2 output frames alone, up to ~30 in
+    the batch. Each utterance alone keeps the batch length's parity: a stride-2 "same"
+    convolution places its windows by the parity of its input length. Only the valid
+    output frames are compared.
     """
     data = utterance_split(n_train=1, n_test=12, seed=SEED).test  # T_max ~50 frames
     n_mels, t_max = data.features.shape[-1], data.features.shape[1] + PAD_REACH
     keras.utils.set_random_seed(SEED)
-    model = impl.build_model(n_mels, data.num_chars)  # type: ignore[attr-defined]
+    model = build(n_mels, data.num_chars)
     g = np.random.default_rng(SEED)
     for weight in model.weights:
         if "bias" in weight.name:
@@ -296,15 +336,17 @@ def ctc_loss_ignoring_lengths(
     )
 
 
-def reference_comparisons(impl: object) -> dict[str, Comparison]:
+def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """The equality checks: the answer vs an independent computation, to float tolerance."""
     return {
-        "ctc_loss vs brute-force sum over paths (float64)": ctc_loss_comparison(impl),
-        "logits of an utterance: padded alone vs in a padded batch": padding_comparison(impl),
+        "ctc_loss vs brute-force sum over paths (float64)": ctc_loss_comparison(impl.ctc_loss),
+        "logits of an utterance: padded alone vs in a padded batch": padding_comparison(
+            impl.build_model
+        ),
     }
 
 
-def decoder_accuracy(impl: object) -> float:
+def decoder_accuracy(impl: Answer) -> float:
     """Fraction of hand-built frame paths that ``impl.greedy_decode`` reads correctly."""
     blank = 3
     # path (blank "_" = 3), valid length, expected transcript
@@ -320,7 +362,7 @@ def decoder_accuracy(impl: object) -> float:
     for b, (path, _, _) in enumerate(cases):
         logits[b, np.arange(7), [symbols[s] for s in path]] = 5.0  # one-hot-ish frames
     lengths = np.array([length for _, length, _ in cases], np.int32)
-    got = impl.greedy_decode(logits, lengths)  # type: ignore[attr-defined]
+    got = impl.greedy_decode(logits, lengths)
     return float(np.mean([list(g) == want for g, (_, _, want) in zip(got, cases, strict=True)]))
 
 
@@ -328,11 +370,18 @@ def has_double_letter(chars: list[int]) -> bool:
     return any(a == b for a, b in itertools.pairwise(chars))
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """Check ``impl.ctc_loss``, the masking and ``impl.greedy_decode``; train; measure CER."""
     report = SolutionReport(solution="speech.ctc_speech_recognition")
+    _pieces(report, impl)
+    _recognizer(report, impl)
+    # Each control builds and seeds its own inputs, so running them last changes nothing.
+    _controls(report)
+    return report
 
-    # 1. The pieces, on cases small enough to know the answer exactly.
+
+def _pieces(report: SolutionReport, impl: Answer) -> None:
+    """The pieces, on cases small enough to know the answer exactly."""
     decoded_ok = decoder_accuracy(impl)
     report.metric("hand-built paths decoded correctly", decoded_ok)
     report.check(
@@ -367,15 +416,17 @@ def check(impl: object) -> SolutionReport:
         "~0.02 of it); an unmasked BiLSTM lands at ~1.6e3 (the control below); " + pad_cmp.detail,
     )
 
-    # 2. The whole recognizer: untrained, then trained, on held-out utterances.
+
+def _recognizer(report: SolutionReport, impl: Answer) -> None:
+    """The whole recognizer: untrained, then trained, on held-out utterances."""
     data = make_data()
     test = data.test
     refs = [test.transcript(i) for i in range(len(test))]
     keras.utils.set_random_seed(SEED)
-    model = impl.build_model(data.train.features.shape[-1], data.train.num_chars)  # type: ignore[attr-defined]
+    model = impl.build_model(data.train.features.shape[-1], data.train.num_chars)
     untrained_cer = character_error_rate(refs, transcribe(impl, model, test))
     t0 = time.perf_counter()
-    history = impl.train(model, data.train)  # type: ignore[attr-defined]
+    history = impl.train(model, data.train)
     train_s = time.perf_counter() - t0
     hyps = transcribe(impl, model, test)  # the whole test set as one batch padded to T_max
     cer = character_error_rate(refs, hyps)
@@ -410,14 +461,16 @@ def check(impl: object) -> SolutionReport:
         "a blank between two runs of the same character keeps both",
     )
 
-    # 3. The two mistakes the comparisons of step 1 exist for, which must miss by orders of
-    # magnitude (each builds and seeds its own inputs, so running it last changes nothing).
+
+def _controls(report: SolutionReport) -> None:
+    """The two mistakes the comparisons of _pieces exist for, which must miss by orders of
+    magnitude."""
     controls = {
         "control: ctc_loss ignoring logit_length vs brute force": ctc_loss_comparison(
-            types.SimpleNamespace(ctc_loss=ctc_loss_ignoring_lengths)
+            ctc_loss_ignoring_lengths
         ),
         "control: unmasked BiLSTM, padded alone vs in a padded batch": padding_comparison(
-            types.SimpleNamespace(build_model=unmasked_model)
+            unmasked_model
         ),
     }
     for name, cmp in controls.items():
@@ -432,7 +485,6 @@ def check(impl: object) -> SolutionReport:
             "the mistake the comparison above exists for must miss it by orders of magnitude "
             "(measured on the reference's pieces, whatever impl is); " + cmp.detail,
         )
-    return report
 
 
 if __name__ == "__main__":

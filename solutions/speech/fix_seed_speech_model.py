@@ -18,13 +18,15 @@ with a low character error rate.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from aiprep.kit.compare import Comparison
 from aiprep.kit.report import SolutionReport, print_check_of
-from aiprep.kit.seed_code import describe, raised
+from aiprep.kit.seed_code import run_seed
 from aiprep.kit.synthetic.sequences import Utterances
 from solutions.speech.ctc_speech_recognition import (
     TIME_STRIDE,
@@ -72,8 +74,21 @@ model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accur
 # ... model.fit(x_train, y_train, ...), model.evaluate(x_test, y_test)
 """
 
+SEED_IMPORTS = """import tensorflow as tf
+from tensorflow.keras.layers import Input, LSTM, Dense, Conv2D, MaxPooling2D, Flatten
+from tensorflow.keras.models import Model
+"""
+
 # The functions a candidate writes; check(impl) calls only these on impl.
 ANSWER = ("build_model",)
+BASED_ON = "speech.ctc_speech_recognition"
+
+
+class Answer(Protocol):
+    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+
+    def build_model(self, n_mels: int, num_chars: int) -> keras.Model: ...
+
 
 # -----------------------------------------------------------------------------
 # The answer: the seed's model, fixed for CTC
@@ -110,30 +125,27 @@ def build_model(n_mels: int, num_chars: int) -> keras.Model:
 # The seed's failures, and the measurement
 
 
-def original_error(source: str, fit: bool) -> BaseException | None:
-    """Run the seed's code (and, if ``fit``, one epoch on transcripts); the exception or None.
+def original_error(fixes: list[tuple[str, str]], fit: bool) -> BaseException | None:
+    """Run the seed's code with ``fixes`` made (and, if ``fit``, one epoch on transcripts);
+    the exception or None.
 
-    The seed's imports are pointed at tf_keras (Keras 2, this project's Keras). The seed
-    gives no data: we substitute 4 random 40-frame utterances with 8-character one-hot
-    transcripts, the shape a transcript has before any alignment.
+    The seed's imports are pointed at tf_keras (Keras 2, this project's Keras): the names
+    it imports are given in its namespace. The seed gives no data: we substitute 4 random
+    40-frame utterances with 8-character one-hot transcripts, the shape a transcript has
+    before any alignment.
     """
-    body = "\n".join(
-        line for line in source.splitlines() if not line.startswith(("import", "from"))
-    )
     layers = keras.layers
     namespace: dict[str, object] = {"tf": tf, "Model": keras.Model}
     for name in ("Input", "LSTM", "Dense", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D"):
         namespace[name] = getattr(layers, name)
-    try:
-        exec(body, namespace)  # noqa: S102 -- the quoted seed code, nothing else
-        if fit:
-            g = np.random.default_rng(SEED)
-            x = g.random((4, 40, 26), dtype=np.float32)  # (B, T, 26)
-            y = np.eye(29, dtype=np.float32)[g.integers(0, 29, size=(4, 8))]  # (B, L, 29)
-            namespace["model"].fit(x, y, verbose=0)  # type: ignore[attr-defined]
-    except Exception as error:  # noqa: BLE001 -- which error is what we measure
-        return error
-    return None
+    run = run_seed(ORIGINAL, namespace, replace=[(SEED_IMPORTS, ""), *fixes])
+    if run.error is None and fit:
+        g = np.random.default_rng(SEED)
+        namespace["x"] = g.random((4, 40, 26), dtype=np.float32)  # (B, T, 26)
+        namespace["y"] = np.eye(29, dtype=np.float32)[g.integers(0, 29, size=(4, 8))]  # (B, L, 29)
+        run = run_seed("model.fit(x, y, verbose=0)", namespace, filename="<seed fit>")
+    error: BaseException | None = run.error
+    return error
 
 
 def transcribe(model: keras.Model, data: Utterances) -> list[list[int]]:
@@ -142,12 +154,16 @@ def transcribe(model: keras.Model, data: Utterances) -> list[list[int]]:
     return greedy_decode(logits, -(-data.feature_lengths // TIME_STRIDE))  # ceil(T / 2) frames
 
 
-def reference_comparisons(impl: object) -> dict[str, Comparison]:
+def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """The equality check: an utterance's logits padded alone vs in a padded batch."""
-    return {"logits of an utterance: padded alone vs in a padded batch": padding_comparison(impl)}
+    return {
+        "logits of an utterance: padded alone vs in a padded batch": padding_comparison(
+            impl.build_model
+        )
+    }
 
 
-def check_fixed_model(impl: object, report: SolutionReport) -> None:
+def check_fixed_model(impl: Answer, report: SolutionReport) -> None:
     """The fixed model: output shape, padding, then CTC training and held-out CER.
 
     Stops after the shape check when the shape is wrong.
@@ -156,7 +172,7 @@ def check_fixed_model(impl: object, report: SolutionReport) -> None:
     train_set, test = data.train, data.test
     n_mels, num_chars = train_set.features.shape[-1], train_set.num_chars
     keras.utils.set_random_seed(SEED)
-    model = impl.build_model(n_mels, num_chars)  # type: ignore[attr-defined]
+    model = impl.build_model(n_mels, num_chars)
     shape = tuple(model(np.zeros((2, 21, n_mels), np.float32)).shape)
     expected = (2, -(-21 // TIME_STRIDE), num_chars + 1)  # (B, ceil(T / 2), chars + blank)
     report.metric("output shape for 21 frames", str(shape))
@@ -202,42 +218,40 @@ def check_fixed_model(impl: object, report: SolutionReport) -> None:
     report.check("test CER", cer, "<=", 0.2, "held-out utterances, greedy CTC decoding")
 
 
-def check(impl: object) -> SolutionReport:
+def check(impl: Answer) -> SolutionReport:
     """The fixed model's output shape, padding and CER trained with CTC; the original's two
     failures."""
     report = SolutionReport(solution="speech.fix_seed_speech_model")
-
-    # 1. The fixed model: its checks come first, so a wrong answer is decided early.
+    # The fixed model first, so a wrong answer is decided early. Both parts seed
+    # themselves, so their order changes none of the other's numbers.
     check_fixed_model(impl, report)
+    _seed_facts(report)
+    return report
 
-    # 2. The seed as written, then with the convolution made 1-D (trained on transcripts).
-    # Both parts seed themselves, so their order changes none of the other's numbers.
+
+def _seed_facts(report: SolutionReport) -> None:
+    """The seed as written, then with the convolution made 1-D (trained on transcripts).
+    Facts about the seed's code (outside the verdict: a candidate's code cannot change them).
+    """
     keras.utils.set_random_seed(SEED)
-    first = original_error(ORIGINAL, fit=False)
-    one_d = ORIGINAL.replace(
-        "Conv2D(filters=64, kernel_size=(3, 3)", "Conv1D(filters=64, kernel_size=3"
-    )
-    second = original_error(
-        one_d.replace("MaxPooling2D(pool_size=(2, 2))", "MaxPooling1D(2)"), fit=True
-    )
-    report.metric("original error", describe(first, "ndim"))
-    report.metric("with Conv1D, fit on transcripts", describe(second, "incompatible"))
-    # Facts about the seed's code (outside the verdict: a candidate's code cannot change them).
-    report.seed_fact(
+    report.expect_raise(
         "original raises ValueError",
-        raised(first, ValueError, "ndim=3"),
-        "==",
-        1,
+        original_error([], fit=False),
+        ValueError,
+        "ndim=3",
         "Conv2D expects (B, H, W, C); the spectrogram batch is (B, T, n_mels)",
     )
-    report.seed_fact(
+    one_d = [
+        ("Conv2D(filters=64, kernel_size=(3, 3)", "Conv1D(filters=64, kernel_size=3"),
+        ("MaxPooling2D(pool_size=(2, 2))", "MaxPooling1D(2)"),
+    ]
+    report.expect_raise(
         "original with Conv1D raises ValueError on transcripts",
-        raised(second, ValueError, "incompatible"),
-        "==",
-        1,
+        original_error(one_d, fit=True),
+        ValueError,
+        "incompatible",
         "per-frame cross-entropy needs one label per frame; a transcript has no alignment",
     )
-    return report
 
 
 if __name__ == "__main__":
