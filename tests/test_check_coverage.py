@@ -44,12 +44,12 @@ def test_check_coverage_runs_fixtures_and_mutants(tmp_path: Path) -> None:
     shutil.copytree(GOOD_BANK, bank)
     (bank / "solutions/beta/mean_estimate.py").write_text(SOLUTION)
     wrong = bank / "tests/fixtures/wrong_answers"
-    wrong.mkdir(parents=True)
-    (wrong / "beta__mean_estimate.py").write_text(
+    (wrong / "beta").mkdir(parents=True)
+    (wrong / "beta" / "mean_estimate.py").write_text(
         'CAUGHT_BY = "abs error vs true mean 3.0"\n\n\n'
         "def estimate_mean(samples):\n    return sum(samples)  # forgot to divide\n"
     )
-    (wrong / "beta__mean_estimate__first.py").write_text(
+    (wrong / "beta" / "mean_estimate__first.py").write_text(
         'CAUGHT_BY = "none"\n\n\ndef estimate_mean(samples):\n    return samples[0] * 0 + 3.0\n'
     )
     assert [name for name, _ in fixtures(bank)["beta.mean_estimate"]] == [

@@ -73,11 +73,12 @@ def test_reference_solution_passes_its_checks(question_id: str) -> None:
     assert not broken, f"what the answer says about the seed no longer holds: {broken}"
 
 
-# Each solution has a typical wrong answer in tests/fixtures/wrong_answers/<topic>__<slug>.py,
-# and may have more as <topic>__<slug>__<variant>.py; each names the check that must catch
-# it: CAUGHT_BY = "<check name>".
+# Each solution has a typical wrong answer in tests/fixtures/wrong_answers/<topic>/<slug>.py,
+# and may have more as <topic>/<slug>__<variant>.py; each names the check that must catch
+# it: CAUGHT_BY = "<check name>". Test ids: <topic>.<slug>[.<variant>].
 WRONG_ANSWERS = {
-    path.stem.replace("__", "."): path for path in sorted(WRONG_ANSWER_DIR.glob("*.py"))
+    f"{path.parent.name}.{path.stem.replace('__', '.')}": path
+    for path in sorted(WRONG_ANSWER_DIR.glob("*/*.py"))
 }
 
 

@@ -497,7 +497,7 @@ def solution_problems(module: str, path: Path, wrong_answers: Path) -> list[Prob
                             f'write SolutionReport(solution="{module}")',
                         )
                     )
-    fixture = wrong_answers / f"{module.replace('.', '__')}.py"
+    fixture = wrong_answers / Path(*module.split(".")).with_suffix(".py")
     if wrong_answers.is_dir() and not fixture.is_file():
         problems.append(
             Problem(

@@ -4,7 +4,7 @@ A check that no wrong answer can fail proves nothing. For each solution this run
 parallel and isolated like ``aiprep smoke``:
 
 - the reference, for the list of checks (each must pass there);
-- every wrong-answer fixture, ``tests/fixtures/wrong_answers/<topic>__<slug>[__<variant>].py``;
+- every wrong-answer fixture, ``tests/fixtures/wrong_answers/<topic>/<slug>[__<variant>].py``;
 - generated mutants of each answer function (``--mutants``): its result replaced by zeros
   of the same structure, its result negated ("a swapped sign"), the identity (the first
   argument returned unchanged: "a step skipped"), and, for a training function, no
@@ -88,10 +88,10 @@ class SolutionCoverage:
 def fixtures(root: Path) -> dict[str, list[tuple[str, Path]]]:
     """Wrong-answer fixtures by solution module: ``[(name, path), ...]``."""
     found: dict[str, list[tuple[str, Path]]] = {}
-    for path in sorted((root / "tests" / "fixtures" / "wrong_answers").glob("*__*.py")):
-        topic, slug, *variant = path.stem.split("__")
+    for path in sorted((root / "tests" / "fixtures" / "wrong_answers").glob("*/*.py")):
+        slug, *variant = path.stem.split("__")
         name = "fixture" + (f":{variant[0]}" if variant else "")
-        found.setdefault(f"{topic}.{slug}", []).append((name, path))
+        found.setdefault(f"{path.parent.name}.{slug}", []).append((name, path))
     return found
 
 

@@ -995,7 +995,7 @@ def check_coverage(
     """For authors: which checks a wrong answer has been seen failing.
 
     Runs each reference solution, its wrong-answer fixtures
-    (tests/fixtures/wrong_answers/<topic>__<slug>[__<variant>].py) and, with --mutants,
+    (tests/fixtures/wrong_answers/<topic>/<slug>[__<variant>].py) and, with --mutants,
     generated wrong answers, all in parallel and isolated like `smoke`. A check counts
     when a wrong answer ran to the end and failed it; a check that cannot be provoked
     says so with a detail starting `guard:`. Lists, per solution, the checks no wrong
