@@ -47,6 +47,7 @@ IGNORE = -1  # label of a position that is not predicted
 
 
 # The functions a candidate writes; check(impl) calls only these on impl.
+BASED_ON = "nlp.transformer_attention_classifier"  # its attention layer and position checks
 ANSWER = ("mask_tokens", "build_encoder", "train")
 
 
