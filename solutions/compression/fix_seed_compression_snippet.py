@@ -16,7 +16,6 @@ differ from the labels: the distilled student follows the teacher, not the label
 from __future__ import annotations
 
 import types
-from typing import Protocol
 
 import numpy as np
 import tf_keras as keras
@@ -28,6 +27,7 @@ from aiprep.kit.seed_code import SeedRun, run_seed
 from solutions.compression.halve_model_size import (
     STUDENT_IMAGES,
     TARGET_SPARSITY,
+    Answer,  # the ANSWER functions are halve_model_size's, so is what check calls
     build_student,
     build_teacher,
     fit_on_labels,
@@ -130,27 +130,6 @@ def run_original(data: synthetic.Split) -> SeedRun:
 
 # -----------------------------------------------------------------------------
 # The checks
-
-
-class Answer(Protocol):
-    """What check(impl) calls: the ANSWER functions (compression.halve_model_size's)."""
-
-    def prune(
-        self, model: keras.Model, x: np.ndarray, y: np.ndarray, target_sparsity: float
-    ) -> keras.Model: ...
-
-    def quantize(self, model: keras.Model) -> bytes: ...
-
-    def distill(
-        self,
-        teacher: keras.Model,
-        student: keras.Model,
-        x: np.ndarray,
-        y: np.ndarray,
-        temperature: float = ...,
-        alpha: float = ...,
-        epochs: int = ...,
-    ) -> keras.Model: ...
 
 
 def check(impl: Answer) -> SolutionReport:
