@@ -29,6 +29,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from aiprep.kit import events, synthetic
+from aiprep.kit.fit import fit_classifier
 from aiprep.kit.report import SolutionReport, print_check_of
 from solutions.compression.int8_quantization import scales_per_tensor
 
@@ -193,24 +194,21 @@ def fit_on_labels(
     model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, phase: str
 ) -> None:
     """Ordinary supervised training on hard labels (the teacher, and the scratch student)."""
-    model.compile(
-        keras.optimizers.Adam(1e-3),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.fit(
-        x,
-        y,
-        batch_size=BATCH_SIZE,
-        epochs=epochs,
-        verbose=0,
-        callbacks=[events.keras_callback(phase)],
-    )
+    fit_classifier(model, x, y, epochs=epochs, batch_size=BATCH_SIZE, phase=phase)
 
 
 def float_tflite(model: keras.Model) -> bytes:
     """``model`` as a plain float32 TFLite flatbuffer (no optimization)."""
     return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+
+def check_int8_size(report: SolutionReport, name: str, original: bytes, quantized: bytes) -> None:
+    """Record the float32 and the quantized TFLite sizes; check ``name``: their ratio is at
+    least 3 (int8 weights take 1 byte instead of 4; raw flatbuffer bytes, no gzip)."""
+    report.metric("float32 TFLite size", len(original) / 1024, "KB")
+    report.metric("quantized TFLite size", len(quantized) / 1024, "KB")
+    ratio = len(original) / len(quantized)
+    report.check(name, ratio, ">=", 3.0, "int8 weights take 1 byte, not 4 (raw bytes, no gzip)")
 
 
 def gzipped_size(model_bytes: bytes) -> int:
@@ -242,7 +240,8 @@ def kernel_sparsity(model: keras.Model) -> float:
 
 
 class Answer(Protocol):
-    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+    """What check(impl) calls: the ANSWER functions, as check calls them (the
+    reference may take more parameters, with defaults)."""
 
     def prune(
         self, model: keras.Model, x: np.ndarray, y: np.ndarray, target_sparsity: float
@@ -256,9 +255,8 @@ class Answer(Protocol):
         student: keras.Model,
         x: np.ndarray,
         y: np.ndarray,
-        temperature: float = ...,
-        alpha: float = ...,
-        epochs: int = ...,
+        *,
+        alpha: float = ...,  # fix_seed_compression_snippet passes it
     ) -> keras.Model: ...
 
 

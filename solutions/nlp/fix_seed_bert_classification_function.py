@@ -69,7 +69,8 @@ BASED_ON = "nlp.bert_text_classifier"
 
 
 class Answer(Protocol):
-    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+    """What check(impl) calls: the ANSWER functions, as check calls them (the
+    reference may take more parameters, with defaults)."""
 
     def build_classifier(self, bert_model: TFBertModel, num_labels: int) -> keras.Model: ...
 
@@ -83,7 +84,6 @@ class Answer(Protocol):
         *,
         epochs: int,
         learning_rate: float,
-        batch_size: int = 32,
     ) -> np.ndarray: ...
 
 

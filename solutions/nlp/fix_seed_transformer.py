@@ -313,9 +313,7 @@ def _fixed_model(report: SolutionReport, impl: Answer) -> None:
     report_position_table_trained(report, tables, before, min_change=1e-2)
     prob = np.asarray(model.predict(data.x_test, batch_size=256, verbose=0)).reshape(-1)  # (N,)
     test_acc = float(((prob > 0.5) == data.y_test).mean())
-    report.metric("test accuracy", test_acc)
     report.metric("best bag-of-words accuracy", 0.75)
-    report.metric("parameters", int(model.count_params()))
     report.check(
         "test accuracy",
         test_acc,
@@ -323,6 +321,7 @@ def _fixed_model(report: SolutionReport, impl: Answer) -> None:
         0.9,
         "reads which word 'not' negates; a bag of words cannot exceed 0.75 here",
     )
+    report.metric("parameters", int(model.count_params()))
 
 
 def _seed_facts(report: SolutionReport) -> None:

@@ -324,21 +324,17 @@ def _target_network(
     copy_cmp, frozen_cmp = comparisons[TARGET_COPY_CHECK], comparisons[TARGET_FROZEN_CHECK]
     report.metric("target vs online at creation (max abs diff)", copy_cmp.max_abs_diff)
     report.metric("target change after the online update (max abs)", frozen_cmp.max_abs_diff)
-    report.check(
+    report.check_close(
         TARGET_COPY_CHECK,
-        copy_cmp.tolerance_used,
-        "<=",
-        1,
+        copy_cmp,
         f"a copy of the current weights, not a fresh initialisation: |diff| <= {ATOL:g} + "
         f"{RTOL:g}*|Q| (the same float32 computation on equal weights gives 0); a fresh "
         f"initialisation (clone_model without set_weights) is 0.37 off, 2.4e5 times outside; "
         + copy_cmp.detail,
     )
-    report.check(
+    report.check_close(
         TARGET_FROZEN_CHECK,
-        frozen_cmp.tolerance_used,
-        "<=",
-        1,
+        frozen_cmp,
         f"its own variables: only an explicit sync may move it; |change| <= {ATOL:g} + "
         f"{RTOL:g}*|Q| (reference: 0); the seed's shared-layer target moves with the online "
         f"net by 0.81, 5.2e5 times outside; " + frozen_cmp.detail,
@@ -391,11 +387,9 @@ def _td_targets(report: SolutionReport, impl: Answer, td: Comparison) -> None:
     got = np.asarray(impl.td_targets(TD_REWARDS, TD_NEXT_Q, TD_TERMINATED, GAMMA))
     report.metric("TD targets", ", ".join(f"{v:.3f}" for v in got.ravel()))
     report.metric("max |TD targets - hand-computed|", td.max_abs_diff)
-    report.check(
+    report.check_close(
         TD_CHECK,
-        td.tolerance_used,
-        "<=",
-        1,
+        td,
         f"expected 3.7, 0.05, -1.0 (terminal), 0.27, 0.9 (terminal); one float32 multiply-add "
         f"vs float64 hand values: a few eps relative (measured 1.9e-7), bound {ATOL:g} + "
         f"{RTOL:g}*|y|; bootstrapping through the terminal states (no 1 - terminated) is "

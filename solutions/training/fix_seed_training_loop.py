@@ -19,7 +19,7 @@ the model itself after every epoch), never from the History the candidate return
 from __future__ import annotations
 
 import types
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import tf_keras as keras
@@ -34,6 +34,7 @@ from solutions.training.overfitting_remedies import (
     L2,
     NUM_CLASSES,
     NoisyData,
+    Trainer,
     build_model,
     make_data,
     train,
@@ -76,30 +77,8 @@ ANSWER = ("build_model", "train")
 BASED_ON = "training.overfitting_remedies"
 
 
-class Answer(Protocol):
-    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
-
-    def build_model(
-        self,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        l2: float = 0.0,
-        dropout: float = 0.0,
-        input_dropout: float = 0.0,
-    ) -> keras.Model: ...
-
-    def train(
-        self,
-        model: keras.Model,
-        x: np.ndarray,
-        y: np.ndarray,
-        x_val: np.ndarray,
-        y_val: np.ndarray,
-        augment_fn: Any = None,
-        early_stopping: bool = False,
-        epochs: int = EPOCHS,
-        callbacks: list[keras.callbacks.Callback] | None = None,
-    ) -> keras.callbacks.History: ...
+# What check(impl) calls: build_model and train, as overfitting_remedies' checks call them.
+Answer = Trainer
 
 
 # -----------------------------------------------------------------------------
@@ -259,10 +238,7 @@ def _early_stopping(
     recorder, val_losses = validation_recorder(model, data.x_val, data.y_val)
     history = impl.train(
         model,
-        data.x_train,
-        data.y_train,
-        data.x_val,
-        data.y_val,
+        *data.train_and_val,
         early_stopping=True,
         callbacks=[
             recorder,
@@ -302,11 +278,9 @@ def _early_stopping(
     # (1,)-arrays: compare's detail does not count the failures of a 0-d input.
     restored = compare(np.atleast_1d(final_val), np.atleast_1d(best_val), atol=1e-6, rtol=1e-5)
     report.metric("fixed: |val loss of the returned weights - best|", restored.max_abs_diff)
-    report.check(
+    report.check_close(
         "fixed: val loss of the returned weights - best val loss",
-        restored.tolerance_used,
-        "<=",
-        1,
+        restored,
         "restore_best_weights: the weights of the best validation epoch, not the last; both "
         "losses measured by the check (its callback after every epoch, then on the returned "
         "model); atol 1e-6 + rtol 1e-5 of the loss for another CPU's summation order; the "

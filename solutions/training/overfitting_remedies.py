@@ -155,6 +155,11 @@ class NoisyData:
     x_test: np.ndarray
     y_test: np.ndarray
 
+    @property
+    def train_and_val(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What train takes after the model: x, y, x_val, y_val."""
+        return self.x_train, self.y_train, self.x_val, self.y_val
+
 
 def make_data(seed: int = SEED) -> NoisyData:
     """500 train / 300 val / 1000 test images (N, 12, 12, 3) float32 in [0, 1], 5 classes.
@@ -183,19 +188,19 @@ def make_data(seed: int = SEED) -> NoisyData:
     )
 
 
-class Answer(Protocol):
-    """What check(impl) calls: the ANSWER functions, with the reference's signatures."""
+class Trainer(Protocol):
+    """build_model and train as the checks call them (training.fix_seed_training_loop's
+    answer too); the reference may take more parameters, with defaults."""
 
     def build_model(
         self,
         input_shape: tuple[int, ...],
         num_classes: int,
-        l2: float = 0.0,
-        dropout: float = 0.0,
-        input_dropout: float = 0.0,
+        *,
+        l2: float = ...,
+        dropout: float = ...,
+        input_dropout: float = ...,
     ) -> keras.Model: ...
-
-    def augment(self, images: tf.Tensor) -> tf.Tensor: ...
 
     def train(
         self,
@@ -204,11 +209,17 @@ class Answer(Protocol):
         y: np.ndarray,
         x_val: np.ndarray,
         y_val: np.ndarray,
-        augment_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
-        early_stopping: bool = False,
-        epochs: int = EPOCHS,
-        callbacks: list[keras.callbacks.Callback] | None = None,
+        *,
+        callbacks: list[Any],
+        augment_fn: Callable[[tf.Tensor], tf.Tensor] | None = ...,
+        early_stopping: bool = ...,
     ) -> keras.callbacks.History: ...
+
+
+class Answer(Trainer, Protocol):
+    """What check(impl) calls: the ANSWER functions."""
+
+    def augment(self, images: tf.Tensor) -> tf.Tensor: ...
 
 
 def check(impl: Answer) -> SolutionReport:
@@ -247,10 +258,7 @@ def _train_run(
     model = impl.build_model(data.x_train.shape[1:], NUM_CLASSES, **model_kwargs)
     history = impl.train(
         model,
-        data.x_train,
-        data.y_train,
-        data.x_val,
-        data.y_val,
+        *data.train_and_val,
         callbacks=[events.keras_callback(f"train: {name}")],
         **train_kwargs,
     )

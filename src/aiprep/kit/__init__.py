@@ -7,8 +7,10 @@ Public API (import the submodule, or the name from ``aiprep.kit``):
 Reporting (``aiprep.kit.report``)
     ``SolutionReport(solution)``: what ``check(impl)`` returns.
         ``.metric(name, value, unit="")``: a measurement worth showing.
+        ``.timed(name)``: ``with`` it around training to record its wall time as a metric.
         ``.check(name, value, op, threshold, detail="")``: the candidate's verdict; the check
         computes ``value op threshold`` itself, and NaN never passes.
+        ``.check_close(name, comparison, detail="")``: the check that a ``compare`` holds.
         ``.seed_fact(...)``: the same form, about a seed's own code, outside the verdict.
     ``print_check_of(__name__)``: ``python -m solutions.<topic>.<slug>`` prints the report.
 
@@ -20,6 +22,11 @@ Comparisons and measurements
     ``compare.compare(got, expected, atol, rtol=0) -> Comparison`` (``aiprep.kit.compare``): the
     ``|a - b| <= atol + rtol * |b|`` rule with the largest difference, for float checks.
     ``accuracy(model, x, y)`` (``aiprep.kit.metrics``): arg-max accuracy of a Keras-like model.
+
+Harness training (``aiprep.kit.fit``)
+    ``fit_classifier(model, x, y, epochs=, batch_size=, phase=, learning_rate=1e-3)``: the
+    plain Adam + sparse cross-entropy fit of what a check trains around the answer (a
+    teacher, a baseline, a pre-trained backbone), progress shown. Answers train themselves.
 
 Debug questions (``aiprep.kit.seed_code``)
     ``run_seed(source, namespace, replace=[(old, new)])`` -> ``SeedRun(error, namespace)``:
@@ -44,8 +51,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and `smoke --changed`'s import graph; loaded lazily
-    from aiprep.kit import compare, events, metrics, report, seed_code, synthetic
+    from aiprep.kit import compare, events, fit, metrics, report, seed_code, synthetic
     from aiprep.kit.compare import Comparison
+    from aiprep.kit.fit import fit_classifier
     from aiprep.kit.metrics import accuracy
     from aiprep.kit.report import Check, Metric, SolutionReport, print_check_of
     from aiprep.kit.seed_code import SeedRun, describe, raised, run_seed
@@ -57,12 +65,13 @@ _EXPORTS = {
     "print_check_of": "report",
     "Comparison": "compare",
     "accuracy": "metrics",
+    "fit_classifier": "fit",
     "raised": "seed_code",
     "describe": "seed_code",
     "run_seed": "seed_code",
     "SeedRun": "seed_code",
 }
-_SUBMODULES = ("report", "events", "compare", "metrics", "seed_code", "synthetic")
+_SUBMODULES = ("report", "events", "compare", "fit", "metrics", "seed_code", "synthetic")
 
 __all__ = [
     "Check",
@@ -74,6 +83,8 @@ __all__ = [
     "compare",
     "describe",
     "events",
+    "fit",
+    "fit_classifier",
     "metrics",
     "print_check_of",
     "raised",

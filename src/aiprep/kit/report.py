@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 from aiprep.kit import events
+
+if TYPE_CHECKING:
+    from aiprep.kit.compare import Comparison
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -69,6 +74,15 @@ class SolutionReport:
         stored = value if isinstance(value, str | int) else float(value)
         self.metrics.append(Metric(name, stored, unit))
 
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Record the wall time of the ``with`` block as metric ``name``, in seconds.
+
+        Nothing is recorded when the block raises."""
+        start = time.perf_counter()
+        yield
+        self.metric(name, time.perf_counter() - start, "s")
+
     def check(
         self, name: str, value: SupportsFloat, op: str, threshold: float, detail: str = ""
     ) -> bool:
@@ -80,6 +94,11 @@ class SolutionReport:
         self.checks.append(found)
         events.emit("check", **asdict(found))  # lets a runner stop at a deciding failure
         return found.passed
+
+    def check_close(self, name: str, comparison: Comparison, detail: str = "") -> bool:
+        """Record the check that ``comparison`` (from :func:`aiprep.kit.compare.compare`)
+        holds: its ``tolerance_used`` is <= 1, the allclose rule."""
+        return self.check(name, comparison.tolerance_used, "<=", 1, detail)
 
     def seed_fact(
         self, name: str, value: SupportsFloat, op: str, threshold: float, detail: str = ""
