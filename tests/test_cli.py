@@ -77,12 +77,13 @@ def test_show_unknown_id_suggests_closest() -> None:
     assert "no question 'alpha.gradient_cliping'; did you mean alpha.gradient_clipping?" in out
 
 
-def test_broken_bank_lists_every_problem(good_bank: Path) -> None:
+def test_broken_files_are_skipped_with_one_line_each(good_bank: Path) -> None:
     for case in ("wrong_kind", "unknown_field"):
         shutil.copy(BAD_FILES / f"{case}.yaml", good_bank / "questions" / "alpha" / f"{case}.yaml")
     code, out = invoke("list", bank=good_bank)
-    assert code == 2
-    assert "wrong_kind.yaml:2:" in out and "unknown_field.yaml:8:" in out
+    assert code == 0
+    assert "aiprep: skipped " in out and "wrong_kind.yaml: 1 problem(s)" in out
+    assert "unknown_field.yaml: 1 problem(s)" in out and "3 of 3 questions" in out
     assert "Traceback" not in out
 
 
@@ -243,7 +244,7 @@ def test_piped_list_is_one_line_per_question() -> None:
     _, out = invoke("list")
     records = json.loads(invoke("list", "--json")[1])
     lines = out.splitlines()
-    assert lines[0].split() == ["id", "kind", "difficulty", "run", "title"]
+    assert lines[0].split() == ["id", "kind", "difficulty", "run", "status", "title"]
     for q, line in zip(records, lines[1:], strict=False):
         assert line.startswith(q["id"] + " ") and line.endswith(q["title"]["en"])
 

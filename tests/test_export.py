@@ -66,7 +66,7 @@ def test_bad_selections_are_one_line(tmp_path: Path) -> None:
     code, text = invoke("--format", "md", "-o", str(tmp_path / "x.md"), "--ids", "alpha.clipin")
     assert code == 2 and "did you mean alpha.clipping" in text
     code, text = invoke("--format", "md", "-o", str(tmp_path / "x.md"), "--tag", "nothing")
-    assert code == 2 and "no questions match" in text
+    assert code == 2 and "unknown tag nothing; tags: " in text
     assert not (tmp_path / "x.md").exists()
 
 

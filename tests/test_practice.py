@@ -79,8 +79,8 @@ def test_a_wrong_attempt_fails_with_value_threshold_and_detail(tmp_path: Path) -
     assert code == 1
     assert "FAIL" in out and "abs error vs true mean 3.0" in out and "<= 0.1" in out
     assert "got " in out  # the check's detail: what the attempt returned
-    with Store() as store:
-        assert store.reviews() == []
+    with Store() as store:  # the learner got it wrong: one review, rated Again
+        assert [(r.rating, r.source) for r in store.reviews()] == [(1, "verify")]
 
 
 @pytest.mark.parametrize(

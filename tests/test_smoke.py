@@ -75,7 +75,7 @@ def test_smoke_filters_and_a_clean_run_exits_zero(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "1/1 passed" in result.output
     result = CliRunner().invoke(cli, ["--bank", str(FIXTURES / "quiz"), "smoke", "--tag", "zzz"])
-    assert result.exit_code == 2 and "no runnable questions" in result.output
+    assert result.exit_code == 2 and "unknown tag zzz; tags: " in result.output
     missing = tmp_path / "no" / "smoke.xml"
     result = CliRunner().invoke(cli, ["--bank", str(RUNNER_BANK), "smoke", "--junit", str(missing)])
     assert result.exit_code == 2 and "its folder does not exist" in result.output

@@ -1,8 +1,10 @@
 """Load and validate the question bank: questions/<topic>/<slug>.yaml + solutions/<topic>/<slug>.py.
 
-Every problem is collected as ``path:line: what is wrong — how to fix it``. A bank that
-validates cleanly is cached as JSON records keyed by the files' sizes and mtimes, so
-``aiprep list`` and ``aiprep show`` read it back without importing pydantic.
+Every problem is collected as ``path:line: what is wrong — how to fix it``, all of them in
+one run. The validated records and the problems are cached as JSON keyed by the files'
+sizes and mtimes, so ``aiprep list`` and ``aiprep show`` read them back without importing
+pydantic. Commands that read the bank skip a broken question file (``skip_broken``);
+``validate``, ``smoke`` and ``check-coverage`` refuse a bank with any problem.
 """
 
 from __future__ import annotations
@@ -68,12 +70,13 @@ class Record(TypedDict):
 
 
 _SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One thing wrong with the bank, located at a file and line."""
+    """One thing wrong with the bank, located at a file and line (0: the path as a whole,
+    e.g. a folder, which has no lines)."""
 
     path: Path
     line: int
@@ -81,7 +84,8 @@ class Problem:
     fix: str
 
     def __str__(self) -> str:
-        return f"{_display(self.path)}:{self.line}: {self.message} — {self.fix}"
+        where = f"{_display(self.path)}:{self.line}" if self.line else _display(self.path)
+        return f"{where}: {self.message} — {self.fix}"
 
 
 class BankError(Exception):
@@ -98,6 +102,16 @@ class Bank:
 
     root: Path
     questions: dict[str, Record] = field(default_factory=dict)
+    # With load_bank(skip_broken=True): the problems of the files left out
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def broken_files(self) -> dict[Path, int]:
+        """Each file with problems -> how many (question files among them are left out)."""
+        counts: dict[Path, int] = {}
+        for problem in self.problems:
+            counts[problem.path] = counts.get(problem.path, 0) + 1
+        return counts
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -142,34 +156,43 @@ class Bank:
     def topics(self) -> list[str]:
         return sorted({topic_of(q["id"]) for q in self.questions.values()})
 
+    @property
+    def tags(self) -> list[str]:
+        return sorted({tag for q in self.questions.values() for tag in q["tags"]})
 
-def load_bank(root: Path | None = None, *, use_cache: bool = True) -> Bank:
-    """Load the bank at ``root`` (default: the shipped one); raise BankError on any problem."""
+
+def load_bank(
+    root: Path | None = None, *, use_cache: bool = True, skip_broken: bool = False
+) -> Bank:
+    """Load the bank at ``root`` (default: the shipped one); raise BankError on any problem.
+
+    With ``skip_broken``, a question file with problems is left out instead and the bank
+    carries the problems (``Bank.problems``): one broken file must not block reading the
+    rest. A missing bank still raises.
+    """
     root = (root or default_bank_root()).resolve()
     if not (root / "questions").is_dir():
-        raise BankError(
-            [
-                Problem(
-                    root,
-                    1,
-                    "no questions/ folder here",
-                    "point --bank at a folder holding questions/",
-                )
-            ]
-        )
+        what = "no questions/ folder here" if root.is_dir() else "no such folder"
+        raise BankError([Problem(root, 0, what, "point --bank at a folder holding questions/")])
     files = _bank_files(root)
     key = _cache_key(root, files) if use_cache else ""
     cache_file = user_home() / "cache" / f"bank-{zlib.crc32(str(root).encode()):08x}.json"
-    if use_cache:
-        cached = _read_cache(cache_file, key)
-        if cached is not None:
-            return Bank(root, cached)
-    records, problems = check_bank(root)
-    if problems:
+    cached = _read_cache(cache_file, key) if use_cache else None
+    if cached is not None:
+        records, problems = cached
+    else:
+        records, problems = check_bank(root)
+        if use_cache:
+            _write_cache(cache_file, key, records, problems)
+    if problems and not skip_broken:
         raise BankError(problems)
-    if use_cache:
-        _write_cache(cache_file, key, records)
-    return Bank(root, records)
+    broken = {p.path for p in problems}
+    kept = {
+        qid: q
+        for qid, q in records.items()
+        if root / "questions" / Path(*qid.split(".")).with_suffix(".yaml") not in broken
+    }
+    return Bank(root, kept, sorted(problems))
 
 
 def validate(paths: Iterable[Path] = ()) -> list[Problem]:
@@ -211,13 +234,13 @@ def validate_and_date(paths: Iterable[Path] = ()) -> tuple[list[Problem], list[D
     roots: dict[Path, list[Path]] = {}
     for path in paths:
         if not path.exists():
-            problems.append(Problem(path, 1, "no such file or folder", "check the path"))
+            problems.append(Problem(path, 0, "no such file or folder", "check the path"))
             continue
         root = _root_of(path)
         if root is None:
             problems.append(
                 Problem(
-                    path, 1, "not inside a bank", "give a path under a folder holding questions/"
+                    path, 0, "not inside a bank", "give a path under a folder holding questions/"
                 )
             )
             continue
@@ -239,13 +262,33 @@ def _key_line(path: Path, key: str) -> int:
     return next((i for i, line in enumerate(lines, 1) if line.startswith(f"{key}:")), 1)
 
 
+@dataclass
+class _Entry:
+    """One question file that parsed as a YAML mapping, valid or not: what the cross-file
+    rules read (the raw ``see_also``, ``solution`` and ``moved_from`` when the schema
+    rejected the file), so a schema error does not hide them for another round."""
+
+    id: str  # the id its path gives
+    path: Path
+    node: yaml.Node
+    question: Any  # schema.Question, or None when the file does not validate
+    see_also: list[tuple[int, str]]  # (index in the list, id): the index locates the line
+    solution: str | None
+    moved_from: list[tuple[int, str]]
+
+
 def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
-    """Validate every file of the bank at ``root``: (records by id, problems)."""
+    """Validate every file of the bank at ``root``: (records by id, problems).
+
+    Every problem of every file in one run: schema errors, the id/path match and the
+    cross-file rules (see_also, solution, moved_from) are all checked, also for a file
+    whose other fields are wrong. Only valid files with the right id become records.
+    """
     from aiprep.schema import Question  # pydantic: only when validating
 
     root = root.resolve()
     problems: list[Problem] = []
-    questions: dict[str, tuple[Question, Path, yaml.Node]] = {}
+    entries: list[_Entry] = []
     qdir = root / "questions"
     # Ids of every question file, valid or not: a see_also naming a file that has its own
     # problems is not a second problem.
@@ -275,39 +318,58 @@ def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
         loaded = _load_question(path, Question, problems)
         if loaded is None:
             continue
-        question, node = loaded
+        question, node, data = loaded
         expected = f"{topic}.{slug}"
-        if question.id != expected:
+        declared = question.id if question is not None else data.get("id")
+        if isinstance(declared, str) and _ID.match(declared) and declared != expected:
             problems.append(
                 Problem(
                     path,
                     _line_of(node, ("id",)),
-                    f"id {question.id!r} does not match the file's path",
+                    f"id {declared!r} does not match the file's path",
                     f"set `id: {expected}` (ids are <topic>.<slug> of the path) or move the file",
                 )
             )
-            continue
-        questions[question.id] = (question, path, node)
+            question = None  # not a record under either id
+        entries.append(
+            _Entry(
+                expected,
+                path,
+                node,
+                question,
+                see_also=_ids_in(data.get("see_also")),
+                solution=s if isinstance(s := data.get("solution"), str) else None,
+                moved_from=_ids_in(data.get("moved_from")),
+            )
+        )
+    questions = {e.id: (e.question, e.path, e.node) for e in entries if e.question is not None}
 
     used_solutions: set[str] = set()
-    for qid, (question, path, node) in questions.items():
-        if question.solution is not None:
-            used_solutions.add(question.solution)
-            if _solution_file(root, question.solution) is None:
+    for entry in entries:
+        path, node, module = entry.path, entry.node, entry.solution
+        if module is not None and _SOLUTION_NAME.match(module):
+            used_solutions.add(module)
+            if _solution_file(root, module) is None:
                 problems.append(
                     Problem(
                         path,
                         _line_of(node, ("solution",)),
-                        f"solution module {question.solution!r} not found",
-                        f"create solutions/{question.solution.replace('.', '/')}.py "
-                        "or fix the name",
+                        f"solution module {module!r} not found",
+                        f"create solutions/{module.replace('.', '/')}.py or fix the name",
                     )
                 )
-        for i, other in enumerate(question.see_also):
-            if other not in file_ids:
+        for i, other in entry.see_also:
+            if other == entry.id:
+                problems.append(
+                    Problem(
+                        path, _line_of(node, ("see_also", i)), "see_also names itself", "remove it"
+                    )
+                )
+            elif other not in file_ids:
                 import difflib
 
-                near = difflib.get_close_matches(other, sorted(file_ids), n=1)
+                # never the question itself: it cannot be its own see_also
+                near = difflib.get_close_matches(other, sorted(file_ids - {entry.id}), n=1)
                 problems.append(
                     Problem(
                         path,
@@ -316,16 +378,11 @@ def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
                         f"did you mean {near[0]!r}?" if near else "remove it or fix the id",
                     )
                 )
-            elif other == qid:
-                problems.append(
-                    Problem(
-                        path, _line_of(node, ("see_also", i)), "see_also names itself", "remove it"
-                    )
-                )
 
     claimed: dict[str, str] = {}  # an old id -> the question that says it moved from there
-    for qid, (question, path, node) in questions.items():
-        for i, old in enumerate(question.moved_from):
+    for entry in entries:
+        path, node = entry.path, entry.node
+        for i, old in entry.moved_from:
             where = _line_of(node, ("moved_from", i))
             if old in file_ids:
                 problems.append(
@@ -346,7 +403,7 @@ def check_bank(root: Path) -> tuple[dict[str, Record], list[Problem]]:
                     )
                 )
             else:
-                claimed[old] = qid
+                claimed[old] = entry.id
 
     wrong_answers = root / "tests" / "fixtures" / "wrong_answers"
     for module, path in _solution_modules(root):
@@ -374,7 +431,12 @@ _CJK = (
     r"\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff"  # radicals, CJK punctuation, kana
     r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"  # ideographs, full-width forms
 )
-_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t]*\n[ \t]*(?=[{_CJK}])")
+# Markdown emphasis and code marks may sit at either side of the break ("转换为\n**全整数**"):
+# they are kept, the break goes.
+# Chinese quotation marks (“”‘’, shared with English) count as Chinese here: only zh
+# texts are joined.
+_CJK_Q = _CJK + "\u2018\u2019\u201c\u201d"
+_CJK_BREAK = re.compile(rf"(?<=[{_CJK_Q}])([*_`]*)[ \t]*\n[ \t]*(?=[*_`]*[{_CJK_Q}])")
 _FENCE = re.compile(r"(^```.*?^```[ \t]*$)", re.M | re.S)
 
 
@@ -393,7 +455,7 @@ def _join_cjk_lines(value: Any) -> Any:
 
 def _join_cjk_text(text: str) -> str:
     parts = _FENCE.split(text)  # odd indices: fenced code blocks
-    return "".join(p if i % 2 else _CJK_BREAK.sub("", p) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else _CJK_BREAK.sub(r"\1", p) for i, p in enumerate(parts))
 
 
 def solution_problems(module: str, path: Path, wrong_answers: Path) -> list[Problem]:
@@ -511,7 +573,23 @@ def solution_problems(module: str, path: Path, wrong_answers: Path) -> list[Prob
     return problems
 
 
-def _load_question(path: Path, model: Any, problems: list[Problem]) -> tuple[Any, yaml.Node] | None:
+_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")  # schema.ID_RE, without pydantic
+_SOLUTION_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")  # schema.SOLUTION_RE
+
+
+def _ids_in(value: Any) -> list[tuple[int, str]]:
+    """(index, id) of the well-formed ids in a raw ``see_also`` / ``moved_from`` list; the
+    schema reports the others."""
+    if not isinstance(value, list):
+        return []
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, str) and _ID.match(v)]
+
+
+def _load_question(
+    path: Path, model: Any, problems: list[Problem]
+) -> tuple[Any, yaml.Node, dict[str, Any]] | None:
+    """(the validated question or None, its YAML node, its raw fields); None when the file
+    is not a YAML mapping at all. Schema errors go to ``problems``."""
     from pydantic import ValidationError
 
     raw = path.read_bytes()
@@ -557,10 +635,10 @@ def _load_question(path: Path, model: Any, problems: list[Problem]) -> tuple[Any
         )
         return None
     try:
-        return model.model_validate(data), node
+        return model.model_validate(data), node, data
     except ValidationError as e:
         problems += _explain(path, node, data, model, e.errors())
-        return None
+        return None, node, data
 
 
 def _explain(
@@ -745,7 +823,12 @@ def _solution_modules(root: Path) -> Iterator[tuple[str, Path]]:
 
 def _bank_files(root: Path) -> list[tuple[str, int, int]]:
     out = []
-    for sub, suffixes in (("questions", (".yaml", ".yml")), ("solutions", (".py",))):
+    # the wrong-answer fixtures too: validate says when a solution has none
+    for sub, suffixes in (
+        ("questions", (".yaml", ".yml")),
+        ("solutions", (".py",)),
+        ("tests/fixtures/wrong_answers", (".py",)),
+    ):
         for dirpath, _dirs, names in os.walk(root / sub):
             for name in names:
                 if name.endswith(suffixes):
@@ -761,22 +844,31 @@ def _cache_key(root: Path, files: list[tuple[str, int, int]]) -> str:
     return json.dumps([_CACHE_FORMAT, str(root), code, files])
 
 
-def _read_cache(path: Path, key: str) -> dict[str, Record] | None:
+def _read_cache(path: Path, key: str) -> tuple[dict[str, Record], list[Problem]] | None:
+    """The records and problems of the last validation, when no file changed since. A
+    bank with problems is cached too: a broken file costs its validation once."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("key") != key:
         return None
-    records = data.get("questions")
-    return records if isinstance(records, dict) else None
+    records, problems = data.get("questions"), data.get("problems")
+    if not (isinstance(records, dict) and isinstance(problems, list)):
+        return None
+    try:
+        return records, [Problem(Path(p), int(n), str(m), str(f)) for p, n, m, f in problems]
+    except (TypeError, ValueError):
+        return None
 
 
-def _write_cache(path: Path, key: str, records: dict[str, Record]) -> None:
+def _write_cache(path: Path, key: str, records: dict[str, Record], problems: list[Problem]) -> None:
+    found = [[str(p.path), p.line, p.message, p.fix] for p in problems]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "questions": records}, ensure_ascii=False), "utf-8")
+        data = {"key": key, "questions": records, "problems": found}
+        tmp.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home only costs speed
@@ -795,6 +887,11 @@ def _root_of(path: Path) -> Path | None:
 
 def _is_within(path: Path, base: Path) -> bool:
     return path == base or path.is_relative_to(base)
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working folder when under it: how problems name files."""
+    return _display(path)
 
 
 def _display(path: Path) -> str:

@@ -15,6 +15,7 @@ import click
 from aiprep.bank import Bank, BankError, Record, load_bank
 from aiprep.ids import topic_of
 from aiprep.lang import LangChoice
+from aiprep.messages import t
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,6 +26,15 @@ LANG_CHOICE = click.Choice(["en", "zh"])
 LANG_BOTH_CHOICE = click.Choice(["en", "zh", "both"])
 KIND_CHOICE = click.Choice(["concept", "multiple-choice", "coding", "estimate", "debug"])
 DIFFICULTY_CHOICE = click.Choice(["easy", "medium", "hard"])
+STATUS_CHOICE = click.Choice(["new", "due", "failed", "verified", "seen"])  # learner.STATUSES
+BINARY_FORMATS = ("anki", "qti")  # zip files: never onto a terminal
+LANG_OPTION = click.option(
+    "--lang",
+    type=LANG_BOTH_CHOICE,
+    default="en",
+    show_default=True,
+    help="Language of the questions: English, Chinese, or both one after the other.",
+)
 
 
 class BadInput(click.ClickException):
@@ -48,26 +58,129 @@ class BankProblems(click.ClickException):
         click.echo(f"aiprep: {self.message}; run `aiprep validate` after fixing", err=True)
 
 
+class _Cli(click.Group):
+    """The command group; also the one place for the exit codes every command shares:
+    Ctrl-C exits 130 (128 + SIGINT, as a shell reports it; 1 means a check failed), and a
+    reader that closed the pipe (`aiprep list | head -1`) ends the command quietly with 0."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        except KeyboardInterrupt:
+            click.echo(err=True)  # end the line the terminal's ^C echo started
+            raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise click.exceptions.Exit(0) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its whole first sentence, wrapped: click cuts it at the
+        column's width with "...", mid-phrase."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for the closed pipe goes nowhere,
+    instead of a second BrokenPipeError when Python flushes it at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (a test runner's capture)
+        pass
+
+
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, emoji=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 here; _Cli.invoke makes a closed pipe a quiet exit 0
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console(stderr=stderr, highlight=False, emoji=False)
 
 
-def _bank(ctx: click.Context) -> Bank:
+def _bank(ctx: click.Context, *, strict: bool = False) -> Bank:
+    """The bank. Unless ``strict`` (runs that vouch for the whole bank: smoke, coverage), a
+    question file with problems is skipped with one line on stderr naming it."""
     try:
-        return load_bank(ctx.obj)
+        bank = load_bank(ctx.obj, skip_broken=not strict)
     except BankError as e:
         raise BankProblems(e) from None
+    for path, count in bank.broken_files.items():
+        from aiprep.bank import display_path
+
+        what = "skipped" if path.suffix == ".yaml" else "problems in"
+        click.echo(
+            f"aiprep: {what} {display_path(path)}: {count} problem(s); see `aiprep validate`",
+            err=True,
+        )
+    return bank
 
 
-def _question(bank: Bank, question_id: str) -> Record:
-    q = bank.get(question_id)
-    if q is None:
+def _question(bank: Bank, question_id: str, lang: str = "en") -> Record:
+    """The question an id names: the full id or a unique short one (``digits_mlp``, a
+    slug or the start of one); an unknown or ambiguous id is one line of error."""
+    from aiprep.ids import matching
+
+    found = matching(question_id, bank.questions)
+    if len(found) > 1:
+        ids = ", ".join(found[:8]) + (", …" if len(found) > 8 else "")
+        raise BadInput(t("error.ambiguous", lang, id=question_id, n=len(found), ids=ids))
+    if not found:
         near = bank.closest(question_id)
-        hint = f"; did you mean {', '.join(near)}?" if near else "; see `aiprep list`"
-        raise BadInput(f"no question {question_id!r}{hint}")
-    return q
+        hint = (
+            t("error.did_you_mean", lang, ids=", ".join(near))
+            if near
+            else t("error.see_list", lang)
+        )
+        raise BadInput(t("error.no_question", lang, id=question_id, hint=hint))
+    return bank.questions[found[0]]
+
+
+def _complete_id(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of question ids: full ids, and slugs (a unique slug is an id)."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        bank = load_bank(ctx.find_root().params.get("bank"))
+    except BankError:
+        return []
+    ids = [i for i in bank.questions if i.startswith(incomplete)]
+    if not ids and "." not in incomplete:
+        ids = [i for i in bank.questions if i.split(".", 1)[1].startswith(incomplete)]
+    return [CompletionItem(i, help=bank.questions[i]["title"]["en"]) for i in ids]
+
+
+def _complete_topic(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    try:
+        bank = load_bank(ctx.find_root().params.get("bank"))
+    except BankError:
+        return []
+    return [topic for topic in bank.topics if topic.startswith(incomplete)]
+
+
+def _complete_tag(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    try:
+        bank = load_bank(ctx.find_root().params.get("bank"))
+    except BankError:
+        return []
+    tags = sorted({tag for q in bank.questions.values() for tag in q["tags"]})
+    return [tag for tag in tags if tag.startswith(incomplete)]
 
 
 def _print_json(data: Any) -> None:
@@ -77,17 +190,36 @@ def _print_json(data: Any) -> None:
 def _filters(f: Any) -> Any:
     for option in reversed(
         [
-            click.option("--topic", multiple=True, help="Only this topic (repeatable)."),
+            click.option(
+                "--topic",
+                multiple=True,
+                shell_complete=_complete_topic,
+                help="Only this topic (repeatable).",
+            ),
             click.option("--kind", type=KIND_CHOICE, multiple=True, help="Only this kind."),
-            click.option("--difficulty", type=DIFFICULTY_CHOICE, multiple=True),
-            click.option("--tag", multiple=True, help="Questions carrying this tag."),
+            click.option(
+                "--difficulty",
+                type=DIFFICULTY_CHOICE,
+                multiple=True,
+                help="Only this difficulty (repeatable).",
+            ),
+            click.option(
+                "--tag",
+                multiple=True,
+                shell_complete=_complete_tag,
+                help="Questions carrying this tag.",
+            ),
         ]
     ):
         f = option(f)
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_Cli,
+    invoke_without_command=True,  # a bare `aiprep` says what is due (`aiprep today`)
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--bank",
     type=click.Path(file_okay=False, path_type=Path),
@@ -100,15 +232,31 @@ def cli(ctx: click.Context, bank: Path | None) -> None:
     """aiprep: interview prep for AI / large-model engineering.
 
     Every technical answer is a program: run the reference, watch it train on
-    synthetic data, and see the checks that prove its claim.
+    synthetic data, and see the checks that prove its claim. Without a command: what is
+    due today (`aiprep today`).
     """
     ctx.obj = bank
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(today)
 
 
 @cli.command("list")
 @_filters
-@click.option("--lang", type=LANG_BOTH_CHOICE, default="en", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the full records as a JSON array.")
+@click.option(
+    "--status",
+    type=STATUS_CHOICE,
+    multiple=True,
+    help="Only questions with this status of yours (repeatable): new (never rated), due, "
+    "failed (last rated again, or a failed verify), verified (passed `aiprep verify`), "
+    "seen (the rest).",
+)
+@LANG_OPTION
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the full records, each with your status, as a JSON array.",
+)
 @click.pass_context
 def list_(
     ctx: click.Context,
@@ -116,50 +264,54 @@ def list_(
     kind: tuple[str, ...],
     difficulty: tuple[str, ...],
     tag: tuple[str, ...],
+    status: tuple[str, ...],
     lang: LangChoice,
     as_json: bool,
 ) -> None:
-    """List the questions of the bank, filtered."""
+    """List the questions of the bank, filtered, with your status on each."""
+    from aiprep import learner  # sqlite3 only: a listing stays quick
+
     bank = _bank(ctx)
-    unknown = set(topic) - set(bank.topics)
-    if unknown:
-        names, known = ", ".join(sorted(unknown)), ", ".join(bank.topics)
-        raise BadInput(f"unknown topic {names}; topics: {known}")
-    records = bank.select(topic, kind, difficulty, tag)
+    records = _selected(bank, topic, kind, difficulty, tag, lang)
+    progress, at = learner.read(), learner.now()
+    statuses = {q["id"]: progress.status(q["id"], at) for q in records}
+    if status:
+        records = [q for q in records if statuses[q["id"]] in status]
     if as_json:
-        _print_json(records)
+        _print_json([{**q, "status": statuses[q["id"]]} for q in records])
         return
     runnable = sum(1 for q in records if q["solution"])
-    summary = f"{len(records)} of {len(bank)} questions, {runnable} runnable"
+    summary = t("list.summary", lang, shown=len(records), total=len(bank), runnable=runnable)
+    shown: dict[str, str] = {q["id"]: statuses[q["id"]] for q in records}
     if not sys.stdout.isatty():  # for grep, cut and friends: one line per question
         from aiprep.render import question_lines
 
-        sys.stdout.write(question_lines(records, lang) + f"\n{summary}\n")
+        sys.stdout.write(question_lines(records, lang, shown) + f"\n{summary}\n")
         return
     from aiprep.render import question_table
 
     console = _console()
-    console.print(question_table(records, lang, console), crop=True)
+    console.print(question_table(records, lang, console, shown), crop=True)
     console.print(f"\n{summary}", style="dim")
 
 
 @cli.command()
-@click.argument("question_id", metavar="ID")
+@click.argument("question_id", metavar="ID", shell_complete=_complete_id)
 @click.option("--answer", is_flag=True, help="Also show the reference answer and key points.")
-@click.option("--lang", type=LANG_BOTH_CHOICE, default="en", show_default=True)
+@LANG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the question's record as JSON.")
 @click.pass_context
 def show(
     ctx: click.Context, question_id: str, answer: bool, lang: LangChoice, as_json: bool
 ) -> None:
     """Show one question (prompt as Markdown; --answer adds the answer)."""
-    q = _question(_bank(ctx), question_id)
+    q = _question(_bank(ctx), question_id, lang)
     if as_json:
         _print_json(q)
         return
-    from aiprep.render import question_page
+    from aiprep.render import print_trimmed, question_page
 
-    _console().print(question_page(q, lang, answer=answer))
+    print_trimmed(_console(), question_page(q, lang, answer=answer))
 
 
 @cli.command()
@@ -190,7 +342,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, stale: 
     old = [d for d in dated if stale is not None and d.months_old(today) > stale]
     if as_json:
         found = [
-            {"path": str(p.path), "line": p.line, "message": p.message, "fix": p.fix}
+            {"path": str(p.path), "line": p.line or None, "message": p.message, "fix": p.fix}
             for p in problems
         ]
         if stale is None:
@@ -239,7 +391,7 @@ def schema(export: bool) -> None:
 
 
 @cli.command()
-@click.argument("question_id", metavar="ID")
+@click.argument("question_id", metavar="ID", shell_complete=_complete_id)
 @click.option(
     "--timeout", type=click.FloatRange(min=1), default=120, show_default=True, help="Seconds."
 )
@@ -254,8 +406,9 @@ def run(ctx: click.Context, question_id: str, timeout: float, as_json: bool, ver
     """
     bank = _bank(ctx)
     q = _question(bank, question_id)
+    question_id = q["id"]  # a short id given: the full one
     if not q["solution"]:
-        raise BadInput(f"{question_id} is a {q['kind']} question without a runnable solution")
+        raise BadInput(t("error.not_runnable", id=question_id, kind=q["kind"]))
     from aiprep.render import run_and_show
 
     # With --json, stdout carries only the JSON; progress still shows on a terminal's stderr.
@@ -265,6 +418,7 @@ def run(ctx: click.Context, question_id: str, timeout: float, as_json: bool, ver
         bank.root,
         q["solution"],
         question_id,
+        title=q["title"]["en"],
         timeout=timeout,
         verbose=verbose,
         live=not as_json or console.is_terminal,
@@ -276,12 +430,13 @@ def run(ctx: click.Context, question_id: str, timeout: float, as_json: bool, ver
 
 
 @cli.command()
-@click.argument("question_id", metavar="ID")
+@click.argument("question_id", metavar="ID", shell_complete=_complete_id)
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the starter (default: ./ID.py).",
+    type=click.Path(path_type=Path),
+    help="Where to write the starter: a file, a folder (then FOLDER/ID.py) or - for "
+    "standard output (default: ./ID.py).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.pass_context
@@ -293,23 +448,30 @@ def practice(ctx: click.Context, question_id: str, output: Path | None, force: b
     """
     bank = _bank(ctx)
     q = _question(bank, question_id)
+    question_id = q["id"]  # a short id given: the full one
     if not q["solution"]:
-        raise BadInput(f"{question_id} is a {q['kind']} question: there is no code to practise")
-    from aiprep.starter import practice_filename, write_starter
+        raise BadInput(t("error.no_code", id=question_id, kind=q["kind"]))
+    from aiprep.files import is_stdout
+    from aiprep.starter import practice_filename, starter_text, write_starter
 
+    if is_stdout(output):
+        click.echo(starter_text(bank, q), nl=False)
+        return
     path = output or Path(practice_filename(question_id))
+    if path.is_dir():  # -o DIR: DIR/ID.py
+        path = path / practice_filename(question_id)
     try:
         write_starter(bank, q, path, force=force)
     except FileExistsError:
         raise BadInput(f"{path} exists; pass --force to overwrite it, or -o another path") from None
     except OSError as e:
         raise BadInput(f"{path}: cannot write ({e.strerror})") from None
-    click.echo(f"wrote {path}")
-    click.echo(f"next: fill in the functions, then `aiprep verify {question_id} {path}`")
+    click.echo(t("practice.wrote", path=path))
+    click.echo(t("practice.next", id=question_id, path=path))
 
 
 @cli.command()
-@click.argument("question_id", metavar="ID")
+@click.argument("question_id", metavar="ID", shell_complete=_complete_id)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--timeout", type=click.FloatRange(min=1), default=120, show_default=True, help="Seconds."
@@ -331,22 +493,24 @@ def verify(
 
     PATH is a Python file defining the question's answer functions (start from
     `aiprep practice ID`). The checks run in a child process, killed after --timeout
-    seconds. A pass records a Good review of the question. Exit 0 pass, 1 fail.
+    seconds. A pass records a Good review of the question, a failed check or an error in
+    your code an Again review (once each per command), then says what to try next:
+    `aiprep hint ID` or the answer. Exit 0 pass, 1 fail.
     """
     bank = _bank(ctx)
     q = _question(bank, question_id)
+    question_id = q["id"]  # a short id given: the full one
     solution = q["solution"]
     if not solution:
-        raise BadInput(f"{question_id} is a {q['kind']} question: there is nothing to verify")
+        raise BadInput(t("error.nothing_to_verify", id=question_id, kind=q["kind"]))
     if watch and as_json:
-        raise BadInput("--watch and --json do not go together")
+        raise BadInput(t("error.watch_json"))
     from aiprep.render import run_and_show
 
     console = _console(stderr=as_json)
-    recorded = False
+    recorded: set[int] = set()  # the ratings this command has recorded: each once
 
     def once() -> bool:
-        nonlocal recorded
         result = run_and_show(
             console,
             bank.root,
@@ -360,11 +524,22 @@ def verify(
         )
         if as_json:
             _print_json({**_run_json(question_id, solution, result), "attempt": str(path)})
-        if result.passed and not recorded:
-            recorded = True
-            card = _record_good(question_id)
+        if result.passed and 3 not in recorded:
+            recorded.add(3)
+            due = _record(question_id, 3)
             if not as_json:
-                console.print(f"recorded a good review; {question_id} is next due {card}")
+                console.print(t("verify.recorded_good", id=question_id, when=due))
+        elif not result.passed:
+            # A function still unwritten (the starter's NotImplementedError) is no attempt:
+            # nothing to record. A failed check or an error in the code is a wrong answer.
+            unwritten = ": NotImplementedError:" in result.message
+            if not unwritten and not recorded:
+                recorded.add(1)
+                due = _record(question_id, 1)
+                if not as_json:
+                    console.print(t("verify.recorded_again", id=question_id, when=due))
+            if not as_json:
+                console.print(_next_step(q), style="dim", soft_wrap=True)
         return result.passed
 
     checked = _stamp(path)  # the version this verdict is for
@@ -373,23 +548,72 @@ def verify(
         ctx.exit(0 if passed else 1)
     try:
         while True:
-            console.print(
-                f"\nwatching {path}: save it to verify again, Ctrl-C to stop", style="dim"
-            )
+            console.print("\n" + t("verify.watching", path=path), style="dim")
             checked = _wait_for_change(path, checked)
-            console.rule(f"{path} changed", style="dim")
+            console.rule(t("verify.changed", path=path), style="dim")
             passed = once()
-    except KeyboardInterrupt:
-        console.print("stopped watching", style="dim")
+    except KeyboardInterrupt:  # while waiting or mid-run: the last finished verdict stands
+        console.print(t("verify.stopped"), style="dim")
     ctx.exit(0 if passed else 1)  # the last verdict
 
 
-def _record_good(question_id: str) -> str:
+def _record(question_id: str, rating: int) -> str:
+    """Log a verify verdict (3 good, 1 again); when the question is due next."""
     from aiprep.render import when
 
     with _store() as store:
-        card = store.rate(question_id, 3, source="verify")
+        card = store.rate(question_id, rating, source="verify")
     return when(card.due)
+
+
+def _next_step(q: Record) -> str:
+    """After a failed verify: the next hint not yet seen, and the answer."""
+    with _store() as store:
+        shown = store.hints_shown(q["id"])
+    if not q["hints"]:
+        return t("verify.answer", id=q["id"])
+    if shown < len(q["hints"]):
+        return t("verify.next_hint", id=q["id"], i=shown + 1, n=len(q["hints"]))
+    return t("verify.no_hint_left", id=q["id"])
+
+
+@cli.command()
+@click.argument("question_id", metavar="ID", shell_complete=_complete_id)
+@click.option("--all", "show_all", is_flag=True, help="Show every hint (and count them seen).")
+@click.option("--reset", is_flag=True, help="Hide this question's hints again.")
+@LANG_OPTION
+@click.pass_context
+def hint(ctx: click.Context, question_id: str, show_all: bool, reset: bool, lang: str) -> None:
+    """Show the next hint of a question you have not seen yet: one more per call.
+
+    Your progress remembers how many were shown (like rustlings' `hint`), so a failed
+    `aiprep verify` can point at the next one. --all shows them all again, --reset starts
+    over.
+    """
+    q = _question(_bank(ctx), question_id, lang)
+    qid, hints = q["id"], q["hints"]
+    with _store() as store:
+        if reset:
+            store.set_hints_shown(qid, 0)
+            click.echo(t("hint.reset", lang, id=qid))
+            return
+        if not hints:
+            click.echo(t("hint.none", lang, id=qid))
+            return
+        shown = store.hints_shown(qid)
+        if shown >= len(hints) and not show_all:
+            click.echo(t("hint.all_shown", lang, id=qid, n=len(hints)))
+            return
+        start, end = (0, len(hints)) if show_all else (shown, shown + 1)
+        store.set_hints_shown(qid, max(shown, end))
+    from aiprep.lang import bilingual
+
+    for i in range(start, end):
+        click.echo(
+            f"{t('hint.head', lang, i=i + 1, n=len(hints))} {bilingual(hints[i], lang, ' / ')}"
+        )
+    if end < len(hints):
+        click.echo(t("hint.more", lang, id=qid, left=len(hints) - end))
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -421,12 +645,9 @@ def _wait_for_change(path: Path, checked: tuple[int, int, int] | None) -> tuple[
     raise KeyboardInterrupt  # the watch ended without a change: only on a signal
 
 
-def _require_terminal(command: str) -> None:
+def _require_terminal(command: str, lang: str = "en") -> None:
     if not sys.stdin.isatty():
-        raise BadInput(
-            f"`aiprep {command}` reads single keys and needs a terminal on stdin; "
-            "run it in a terminal (for data, see `aiprep stats --json`)"
-        )
+        raise BadInput(t("error.no_terminal", lang, command=command))
 
 
 def _store(bank: Bank | None = None) -> Store:
@@ -453,7 +674,7 @@ def _store(bank: Bank | None = None) -> Store:
     show_default=True,
     help="At most this many never-seen questions after the due ones.",
 )
-@click.option("--lang", type=LANG_BOTH_CHOICE, default="en", show_default=True)
+@LANG_OPTION
 @click.pass_context
 def quiz(
     ctx: click.Context,
@@ -469,13 +690,15 @@ def quiz(
     \b
     Multiple choice: press the letters, Enter to answer; graded at once.
     Other kinds: `a` to type an answer or just think, Enter to reveal the reference,
-    tick the key points you covered, then rate 1 again, 2 hard, 3 good, 4 easy.
+    tick the key points you covered, then rate 1 again, 2 hard, 3 good, 4 easy
+    (each key shows when the question would come back: 1m, 10m, 4d, ...).
     Keys while a question is open: h hint, r run the reference solution,
-    p write a practice starter, s skip, q quit (Ctrl-C quits too).
+    p write a practice starter, s skip, u undo the rating of the question before
+    (and ask it again), q quit (Ctrl-C quits too).
     """
-    _require_terminal("quiz")
+    _require_terminal("quiz", lang)
     bank = _bank(ctx)
-    records = _selected(bank, topic, kind, difficulty, tag)
+    records = _selected(bank, topic, kind, difficulty, tag, lang)
     from aiprep.quiz import Terminal, print_summary, run_quiz
 
     console = _console()
@@ -485,7 +708,7 @@ def quiz(
         with term.session():
             session = run_quiz(term, bank, records, store, lang, new)
         if not term.gone:  # a closed terminal: every rating is saved, nobody to tell
-            print_summary(console, session, store, [q["id"] for q in records])
+            print_summary(console, session, store, [q["id"] for q in records], lang)
 
 
 @cli.command()
@@ -497,7 +720,7 @@ def quiz(
     help="Length of the interview.",
 )
 @_filters
-@click.option("--lang", type=LANG_BOTH_CHOICE, default="en", show_default=True)
+@LANG_OPTION
 @click.option("--seed", type=int, default=None, help="Pick the same questions again.")
 @click.pass_context
 def mock(
@@ -516,12 +739,13 @@ def mock(
     countdown, the same keys as `aiprep quiz`; at the end, the time each question took,
     your ratings and what to review next. Ratings count toward your progress.
     """
-    _require_terminal("mock")
+    _require_terminal("mock", lang)
     bank = _bank(ctx)
-    records = _selected(bank, topic, kind, difficulty, tag)
+    records = _selected(bank, topic, kind, difficulty, tag, lang)
     import random
 
-    from aiprep.quiz import Terminal, print_mock_summary, run_mock
+    from aiprep.messages import t
+    from aiprep.quiz import Terminal, mock_banner, print_mock_summary, run_mock
     from aiprep.schedule import pick_mock
 
     console = _console()
@@ -530,17 +754,14 @@ def mock(
             records, store, minutes, seed if seed is not None else random.randrange(1 << 30)
         )
         if not queue:
-            raise BadInput("no questions match these filters")
-        console.print(
-            f"mock interview: {len(queue)} questions in {minutes} minutes; q or Ctrl-C ends it",
-            style="bold",
-        )
+            raise BadInput(t("mock.none", lang))
+        console.print(mock_banner(len(queue), minutes, lang), style="bold")
         _warm_for(queue)
         term = Terminal(console)
         with term.session():
             session, missed = run_mock(term, bank, queue, store, lang, minutes)
         if not term.gone:
-            print_mock_summary(console, session, bank.questions, missed)
+            print_mock_summary(console, session, bank.questions, missed, lang)
 
 
 def _warm_for(records: list[Record]) -> None:
@@ -555,9 +776,8 @@ def _warm_for(records: list[Record]) -> None:
 def _only_ids(bank: Bank, records: list[Record], ids: tuple[str, ...]) -> list[Record]:
     """``records`` narrowed to ``--ids`` (repeatable or comma-separated); unknown ids are
     one line with suggestions."""
-    wanted = {i.strip() for chunk in ids for i in chunk.split(",") if i.strip()}
-    for qid in sorted(wanted):
-        _question(bank, qid)
+    given = {i.strip() for chunk in ids for i in chunk.split(",") if i.strip()}
+    wanted = {_question(bank, qid)["id"] for qid in sorted(given)}  # short ids resolved
     return [q for q in records if q["id"] in wanted] if wanted else records
 
 
@@ -567,19 +787,29 @@ def _selected(
     kind: tuple[str, ...],
     difficulty: tuple[str, ...],
     tag: tuple[str, ...],
+    lang: str = "en",
 ) -> list[Record]:
     unknown = set(topic) - set(bank.topics)
     if unknown:
         names, known = ", ".join(sorted(unknown)), ", ".join(bank.topics)
-        raise BadInput(f"unknown topic {names}; topics: {known}")
+        raise BadInput(t("error.unknown_topic", lang, names=names, known=known))
+    unknown = set(tag) - set(bank.tags)
+    if unknown:  # not an empty listing: the tags there are
+        names, known = ", ".join(sorted(unknown)), ", ".join(bank.tags)
+        raise BadInput(t("error.unknown_tag", lang, names=names, known=known))
     return bank.select(topic, kind, difficulty, tag)
 
 
 @cli.command()
+@LANG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.pass_context
-def stats(ctx: click.Context, as_json: bool) -> None:
-    """Your progress: per topic seen/total, due now, due this week, recall, streak."""
+def stats(ctx: click.Context, lang: str, as_json: bool) -> None:
+    """Your progress: per topic seen/total, learning, due now, due this week, recall, streak.
+
+    Recall is FSRS's estimated chance you would recall a question now, over the questions
+    past their learning steps; one just rated again is counted under learning instead.
+    """
     bank = _bank(ctx)
     from aiprep.store import now
     from aiprep.store import stats as compute
@@ -597,6 +827,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
                 "total": {
                     "questions": sum(r.total for r in rows),
                     "seen": sum(r.seen for r in rows),
+                    "learning": sum(r.learning for r in rows),
                     "due_now": sum(r.due_now for r in rows),
                     "due_week": sum(r.due_week for r in rows),
                     "reviews": reviews,
@@ -608,7 +839,57 @@ def stats(ctx: click.Context, as_json: bool) -> None:
         return
     from aiprep.render import print_stats
 
-    print_stats(_console(), rows, reviews, streak, upcoming[0] if upcoming else None)
+    print_stats(_console(), rows, reviews, streak, upcoming[0] if upcoming else None, lang)
+
+
+@cli.command()
+@LANG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+def today(ctx: click.Context, lang: str, as_json: bool) -> None:
+    """What is due now, your streak, and the command to run next (also a bare `aiprep`)."""
+    from aiprep import learner  # sqlite3 only, like `list`
+
+    bank = _bank(ctx)
+    at = learner.now()
+    day = learner.today(learner.read(), bank.questions, at)
+    if day.due or day.new:
+        command = "aiprep quiz"
+    elif day.total:
+        command = "aiprep mock --minutes 30"
+    else:
+        command = "aiprep validate"
+    if as_json:
+        _print_json(
+            {
+                "at": at.isoformat(),
+                "due": day.due,
+                "learning": day.learning,
+                "new": day.new,
+                "total": day.total,
+                "streak_days": day.streak,
+                "next_due": day.next_due.isoformat() if day.next_due else None,
+                "next": command,
+            }
+        )
+        return
+    from aiprep.messages import count
+    from aiprep.render import when
+
+    if day.new == day.total:
+        click.echo(t("today.start", lang))
+        return
+    click.echo(
+        t("today.due", lang, due=len(day.due), learning=day.learning, new=day.new, total=day.total)
+    )
+    if day.due:  # the most overdue first, a few: the quiz asks them in this order
+        more = f" (+{len(day.due) - 5})" if len(day.due) > 5 else ""
+        click.echo(t("today.due_ids", lang, ids=", ".join(day.due[:5]) + more))
+    line = t("today.streak", lang, days=count(day.streak, "day", lang))
+    if day.next_due is not None:
+        line += " · " + t("today.next_due", lang, when=when(day.next_due, lang))
+    click.echo(line)
+    click.echo(t("today.run", lang, command=command))
 
 
 @cli.group()
@@ -617,7 +898,12 @@ def progress() -> None:
 
 
 @progress.command()
-@click.option("--topic", multiple=True, help="Only this topic's cards (repeatable).")
+@click.option(
+    "--topic",
+    multiple=True,
+    shell_complete=_complete_topic,
+    help="Only this topic's cards (repeatable).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def reset(ctx: click.Context, topic: tuple[str, ...], yes: bool) -> None:
@@ -635,7 +921,7 @@ def reset(ctx: click.Context, topic: tuple[str, ...], yes: bool) -> None:
         click.confirm(f"Forget {what}? This cannot be undone", abort=True)
     with _store() as store:
         removed = store.reset(ids)
-    click.echo(f"forgot {removed} card(s)")
+    click.echo(t("progress.forgot", n=removed))
 
 
 @progress.command("export")
@@ -643,7 +929,7 @@ def reset(ctx: click.Context, topic: tuple[str, ...], yes: bool) -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file (default: standard output).",
+    help="Write to this file (default, or -: standard output).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def export_progress(output: Path | None, force: bool) -> None:
@@ -652,11 +938,11 @@ def export_progress(output: Path | None, force: bool) -> None:
 
     with _store() as store:
         text = dumps(store.export()) + "\n"
-    if output is None:
+    from aiprep.files import is_stdout, write_atomic
+
+    if output is None or is_stdout(output):
         click.echo(text, nl=False)
         return
-    from aiprep.files import write_atomic
-
     try:
         write_atomic(output, text.encode("utf-8"), force=force)
     except FileExistsError:
@@ -681,7 +967,7 @@ def import_progress(ctx: click.Context, path: Path) -> None:
     except (ValueError, UnicodeDecodeError) as e:
         raise BadInput(f"{path}: not JSON ({e})") from None
     try:
-        moves = load_bank(ctx.obj).moves
+        moves = load_bank(ctx.obj, skip_broken=True).moves
     except BankError:
         moves = {}  # a broken bank must not block moving one's progress
     with _store() as store:
@@ -690,7 +976,7 @@ def import_progress(ctx: click.Context, path: Path) -> None:
         except StoreError as e:
             raise BadInput(str(e)) from None
         store.follow_moves(moves)
-    click.echo(f"imported {cards} card(s) and {reviews} review(s) from {path}")
+    click.echo(t("progress.imported", cards=cards, reviews=reviews, path=path))
 
 
 @cli.command()
@@ -707,13 +993,16 @@ def import_progress(ctx: click.Context, path: Path) -> None:
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="The file to write.",
+    help="The file to write; - for standard output (anki and qti only into a pipe).",
 )
 @_filters
 @click.option(
-    "--ids", multiple=True, help="Only these question ids (repeatable, or comma-separated)."
+    "--ids",
+    multiple=True,
+    shell_complete=_complete_id,
+    help="Only these question ids (repeatable, or comma-separated).",
 )
-@click.option("--lang", type=LANG_BOTH_CHOICE, default="en", show_default=True)
+@LANG_OPTION
 @click.option(
     "--answers/--no-answers",
     default=True,
@@ -749,17 +1038,26 @@ def export(
     records = _only_ids(bank, records, ids)
     if not records:
         raise BadInput("no questions match these filters; see `aiprep list`")
-    if output.exists() and not force:
+    from aiprep.files import is_stdout, would_overwrite, write_atomic
+
+    to_stdout = is_stdout(output)
+    if to_stdout and fmt in BINARY_FORMATS and sys.stdout.isatty():
+        raise BadInput(f"{fmt} is a binary format: redirect it (> file) or pipe it, or -o FILE")
+    if not to_stdout and would_overwrite(output) and not force:
         raise BadInput(f"{output} exists; pass --force to overwrite it, or -o another path")
     from aiprep.exporters import ExportOptions, items, render
-    from aiprep.files import write_atomic
 
     options = ExportOptions(lang=lang, answers=answers, with_code=with_code, title=title)
     data = render(fmt, items(bank.root, records, options), options)
-    try:
-        write_atomic(output, data, force=True)
-    except OSError as e:
-        raise BadInput(f"{output}: cannot write ({e.strerror})") from None
+    if to_stdout:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        output = Path("standard output")
+    else:
+        try:
+            write_atomic(output, data, force=True)
+        except OSError as e:
+            raise BadInput(f"{output}: cannot write ({e.strerror})") from None
     sheet = "with answers" if answers else "without answers"
     click.echo(f"wrote {output}: {len(records)} question(s), {fmt}, {lang}, {sheet}", err=True)
 
@@ -774,11 +1072,18 @@ def _shard_option(value: str | None) -> tuple[int, int] | None:
 
 
 @cli.command()
-@click.option("--topic", multiple=True, help="Only this topic (repeatable).")
-@click.option("--kind", type=KIND_CHOICE, multiple=True, help="Only this kind.")
-@click.option("--tag", multiple=True, help="Questions carrying this tag.")
 @click.option(
-    "--ids", multiple=True, help="Only these question ids (repeatable, or comma-separated)."
+    "--topic", multiple=True, shell_complete=_complete_topic, help="Only this topic (repeatable)."
+)
+@click.option("--kind", type=KIND_CHOICE, multiple=True, help="Only this kind.")
+@click.option(
+    "--tag", multiple=True, shell_complete=_complete_tag, help="Questions carrying this tag."
+)
+@click.option(
+    "--ids",
+    multiple=True,
+    shell_complete=_complete_id,
+    help="Only these question ids (repeatable, or comma-separated).",
 )
 @click.option(
     "--shard",
@@ -852,7 +1157,7 @@ def smoke(
 
     from aiprep import smoke as smoke_lib
 
-    bank = _bank(ctx)
+    bank = _bank(ctx, strict=True)
     selected = _only_ids(bank, _selected(bank, topic, kind, (), tag), ids)
     # question id -> its solution module, for the runnable ones
     records = {q["id"]: module for q in selected if (module := q["solution"])}
@@ -943,9 +1248,14 @@ def smoke_merge(reports: tuple[Path, ...], junit: Path | None, json_path: Path |
 
 
 @cli.command("check-coverage")
-@click.option("--topic", multiple=True, help="Only this topic (repeatable).")
 @click.option(
-    "--ids", multiple=True, help="Only these question ids (repeatable, or comma-separated)."
+    "--topic", multiple=True, shell_complete=_complete_topic, help="Only this topic (repeatable)."
+)
+@click.option(
+    "--ids",
+    multiple=True,
+    shell_complete=_complete_id,
+    help="Only these question ids (repeatable, or comma-separated).",
 )
 @click.option(
     "--mutants/--no-mutants",
@@ -1004,7 +1314,7 @@ def check_coverage(
     import os
     import tempfile
 
-    bank = _bank(ctx)
+    bank = _bank(ctx, strict=True)
     records = _only_ids(bank, [q for q in _selected(bank, topic, (), (), ()) if q["solution"]], ids)
     if not records:
         raise BadInput("no runnable questions match these filters; see `aiprep list`")
@@ -1034,7 +1344,10 @@ def check_coverage(
     console.print(coverage_table(results, summary))
     if json_path is not None:
         data = {"totals": summary, "solutions": [r.to_dict() for r in results]}
-        write_atomic(json_path, (json.dumps(data, indent=2) + "\n").encode(), force=True)
+        try:
+            write_atomic(json_path, (json.dumps(data, indent=2) + "\n").encode(), force=True)
+        except OSError as e:
+            raise BadInput(f"{json_path}: cannot write ({e.strerror})") from None
     low = minimum is not None and summary["coverage"] * 100 < minimum
     ctx.exit(1 if low or not all(r.reference_ok for r in results) else 0)
 

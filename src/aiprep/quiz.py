@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
@@ -32,78 +33,14 @@ from rich.text import Text
 
 from aiprep.bank import Bank, Record
 from aiprep.lang import Bilingual, LangChoice, bilingual
-from aiprep.render import when
+from aiprep.messages import count, rating_word, t
+from aiprep.render import interval, key_point_list, when
 from aiprep.schedule import Outcome, Session, due_again, pick
 from aiprep.starter import practice_filename, write_starter
 from aiprep.store import RATINGS, Store, now
 
 LETTERS = "ABCDEFGHIJ"
 _RATING_STYLE = {1: "red", 2: "yellow", 3: "green", 4: "cyan"}
-# What the quiz says, in the candidate's language (``--lang both`` speaks English).
-_UI = {
-    "en": {
-        "pick_all": "pick every right choice: one or several",
-        "mc_prompt": "{span} pick [{chosen}] · Enter answer · {keys}",
-        "none": "none",
-        "open_prompt": "a type an answer · Enter reveal · {keys}",
-        "h": "h hint",
-        "r": "r run",
-        "p": "p practice",
-        "s": "s skip",
-        "q": "q quit",
-        "skipped": "skipped",
-        "type": "your answer (an empty line ends it):",
-        "next": "any key for the next question",
-        "no_more_hints": "no more hints",
-        "hint": "hint {i}/{n}:",
-        "no_solution": "this question has no runnable solution",
-        "no_code": "this question has no code to practise",
-        "exists": "{path} exists already (kept)",
-        "wrote": "wrote {path}",
-        "check_with": "check it with: {command}",
-        "correct": "[green]correct[/] — rated good",
-        "wrong": "[red]not quite[/]: the answer is {answer} — rated again",
-        "your_answer": "your answer",
-        "reference": "reference answer",
-        "as_of": "as of {as_of}",
-        "key_points": "key points",
-        "tick": "tick the points you covered (1-{n}), Enter when done [{got}]",
-        "covered": "covered {k}/{n} key points",
-        "rate": "rate: 1 again · 2 hard · 3 good · 4 easy · Enter {suggested} (suggested) · q quit",
-        "rated": "rated [{style}]{rating}[/]",
-    },
-    "zh": {
-        "pick_all": "选出所有正确选项：可能一个，也可能多个",
-        "mc_prompt": "{span} 选择 [{chosen}] · Enter 作答 · {keys}",
-        "none": "无",
-        "open_prompt": "a 输入答案 · Enter 显示答案 · {keys}",
-        "h": "h 提示",
-        "r": "r 运行",
-        "p": "p 练习",
-        "s": "s 跳过",
-        "q": "q 退出",
-        "skipped": "已跳过",
-        "type": "你的答案（空行结束）：",
-        "next": "按任意键进入下一题",
-        "no_more_hints": "没有更多提示了",
-        "hint": "提示 {i}/{n}：",
-        "no_solution": "这道题没有可运行的参考实现",
-        "no_code": "这道题没有可练习的代码",
-        "exists": "{path} 已存在（未覆盖）",
-        "wrote": "已写入 {path}",
-        "check_with": "用这条命令检查：{command}",
-        "correct": "[green]正确[/]：评为 good",
-        "wrong": "[red]不对[/]：正确答案是 {answer}，评为 again",
-        "your_answer": "你的答案",
-        "reference": "参考答案",
-        "as_of": "信息截至 {as_of}",
-        "key_points": "要点",
-        "tick": "勾选你答到的要点（1-{n}），完成后按 Enter [{got}]",
-        "covered": "答到 {k}/{n} 个要点",
-        "rate": "自评：1 again · 2 hard · 3 good · 4 easy · Enter {suggested}（建议）· q 退出",
-        "rated": "评为 [{style}]{rating}[/]",
-    },
-}
 
 
 def _hanging(lead: str | Text, body: str) -> Table:
@@ -117,6 +54,14 @@ def _hanging(lead: str | Text, body: str) -> Table:
 
 class Quit(Exception):
     """The candidate quit (q, Ctrl-C, Ctrl-D) or the terminal went away."""
+
+
+class TimeUp(Exception):
+    """The mock interview's clock ran out while a question was open."""
+
+
+class Undo(Exception):
+    """The candidate pressed u: take back the rating of the question before."""
 
 
 class Terminal:
@@ -225,6 +170,8 @@ class Asker:
     lang: LangChoice
     deadline: float | None = None
     practice_dir: Path = field(default_factory=Path.cwd)
+    store: Store | None = None  # for the rating keys' next intervals
+    can_undo: bool = False  # the question before was rated in this run: `u` takes it back
 
     @property
     def console(self) -> Console:
@@ -237,8 +184,8 @@ class Asker:
         return bilingual(value, self.lang, " / ")
 
     def ui(self, key: str, **values: object) -> str:
-        """A piece of the quiz's own text in the candidate's language."""
-        return _UI["zh" if self.lang == "zh" else "en"][key].format(**values)
+        """A piece of the quiz's own text in the candidate's language (``quiz.<key>``)."""
+        return t(f"quiz.{key}", self.lang, **values)
 
     def _clock(self) -> str:
         if self.deadline is None:
@@ -246,24 +193,61 @@ class Asker:
         left = max(0, int(self.deadline - time.monotonic()))
         return f"⏱ {left // 60:02d}:{left % 60:02d}  "
 
-    def wait_key(self, prompt: str, allowed: str | Sequence[str]) -> str:
-        """Show ``prompt`` on the status line until one of ``allowed`` is pressed."""
-        self.term.status(self._clock() + prompt)
+    def wait_key(
+        self,
+        prompt: str,
+        allowed: str | Sequence[str],
+        *,
+        keep: str | Sequence[str] = (),
+        timed: bool = True,
+    ) -> str:
+        """Show ``prompt`` on the status line until one of ``allowed`` is pressed.
+
+        A key in ``keep`` leaves the status line open, for the caller to redraw in place
+        (a toggle), instead of a new prompt line per key press. When the mock's clock
+        runs out: TimeUp, or with ``timed=False`` (the answer is already graded) the key
+        ``"timeup"``.
+        """
+        self._status(prompt)
         while True:
-            key = self.term.key(timeout=1.0 if self.deadline is not None else None)
+            if self.deadline is not None:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    self.term.end_status()
+                    if timed:
+                        raise TimeUp
+                    return "timeup"
+                key = self.term.key(timeout=min(1.0, left))
+            else:
+                key = self.term.key()
             if key is None:  # a countdown tick
-                self.term.status(self._clock() + prompt)
+                self._status(prompt)
                 continue
             if key in allowed:
-                self.term.end_status()
+                if key not in keep:
+                    self.term.end_status()
                 return key
+
+    def _status(self, prompt: str) -> None:
+        """The status line, cut to the terminal's width: a line that wraps could not be
+        redrawn in place, and each redraw would print a new line."""
+        text = self._clock() + prompt
+        width = self.console.width - 1
+        if cell_len(text) > width:
+            from rich.cells import set_cell_size
+
+            text = set_cell_size(text, width - 1) + "…"
+        self.term.status(text)
 
     def ask(self, q: Record, index: int, total: int, label: str) -> Outcome:
         start = time.monotonic()
         hints = 0
         self.console.print()
         self.console.print(Rule(f"[{index}/{total}] {q['id']}", align="left", style="cyan"))
-        meta = f"{q['kind']} · {q['difficulty']} · {label}"
+        meta = " · ".join(
+            t(key, self.lang) for key in (f"kind.{q['kind']}", f"difficulty.{q['difficulty']}")
+        )
+        meta += " · " + t(f"label.{label}", self.lang)
         self.console.print(Text(self._short(q["title"]), style="bold"))
         self.console.print(Text(meta, style="dim"))
         self.console.print(Markdown(self._text(q["prompt"])))
@@ -278,18 +262,23 @@ class Asker:
         typed = ""
         # r and p only where there is code to run or practise
         commands = "hrpsq" if q["solution"] else "hsq"
-        keys = " · ".join(self.ui(c) for c in commands)
+        if self.can_undo:
+            commands = commands[:-1] + "uq"
+        keys = " · ".join(self.ui(f"key.{c}") for c in commands)
         while True:
             if multiple_choice:
                 chosen = " ".join(sorted(picked)) or self.ui("none")
                 span = f"{letters[0]}-{letters[-1]}"
                 prompt = self.ui("mc_prompt", span=span, chosen=chosen, keys=keys)
-                key = self.wait_key(prompt, [*letters, *letters.lower(), "enter", *commands])
+                toggles = [*letters, *letters.lower()]
+                key = self.wait_key(prompt, [*toggles, "enter", *commands], keep=toggles)
             else:
                 prompt = self.ui("open_prompt", keys=keys)
                 key = self.wait_key(prompt, ["a", "enter", " ", *commands])
             if key == "q":
                 raise Quit
+            if key == "u":
+                raise Undo
             if key == "s":
                 self.console.print(self.ui("skipped"), style="dim")
                 return Outcome(q["id"], None, time.monotonic() - start, hints)
@@ -309,7 +298,9 @@ class Asker:
                 break
         if multiple_choice:
             rating = self._grade_choices(q, picked)
-            self.wait_key(self.ui("next"), [*"abcdefghijklmnopqrstuvwxyz", "enter", " "])
+            # after the last one, the summary (or the questions due again) comes next
+            prompt = self.ui("next" if index < total else "last")
+            self.wait_key(prompt, [*"abcdefghijklmnopqrstuvwxyz", "enter", " "], timed=False)
         else:
             rating = self._reveal_and_rate(q, typed)
         return Outcome(q["id"], rating, time.monotonic() - start, hints)
@@ -321,6 +312,9 @@ class Asker:
         text = self._text(q["hints"][shown])
         head = self.ui("hint", i=shown + 1, n=len(q["hints"]))
         self.console.print(f"[yellow]{head}[/] {escape(text)}")
+        if self.store is not None and self.store.hints_shown(q["id"]) < shown + 1:
+            # seen here counts for `aiprep hint` too: it goes on with the next one
+            self.store.set_hints_shown(q["id"], shown + 1)
         return shown + 1
 
     def _run(self, q: Record) -> None:
@@ -356,10 +350,10 @@ class Asker:
             self.console.print(_hanging(lead, self._short(choice["text"])))
             self.console.print(Padding(Text(self._text(choice["why"]), style="dim"), (0, 0, 0, 6)))
         if right:
-            self.console.print(self.ui("correct"))
+            self.console.print(self.ui("correct", rating=rating_word(3, self.lang)))
             return 3
         answer = " ".join(sorted(correct))
-        self.console.print(self.ui("wrong", answer=answer))
+        self.console.print(self.ui("wrong", answer=answer, rating=rating_word(1, self.lang)))
         return 1
 
     def _reveal_and_rate(self, q: Record, typed: str) -> int:
@@ -375,30 +369,49 @@ class Asker:
         ticked: set[int] = set()
         if points:
             self.console.print(Text(self.ui("key_points"), style="bold green"))
-            for i, point in enumerate(points, 1):
-                self.console.print(f"  {i}. ☐ {escape(self._short(point))}")
+            shorts = [self._short(point) for point in points]
+            self.console.print(key_point_list(shorts, numbered=True))
             numbers = [str(i) for i in range(1, len(points) + 1)]
             while True:
                 got = " ".join(str(i) for i in sorted(ticked)) or self.ui("none")
                 key = self.wait_key(
-                    self.ui("tick", n=len(points), got=got), [*numbers, "enter", "q"]
+                    self.ui("tick", n=len(points), got=got),
+                    [*numbers, "enter", "q"],
+                    keep=numbers,
                 )
                 if key == "q":
                     raise Quit
                 if key == "enter":
                     break
                 ticked ^= {int(key)}
+            if ticked:  # the list again, what was covered ticked ☑
+                self.console.print(key_point_list(shorts, ticked, numbered=True))
             self.console.print(self.ui("covered", k=len(ticked), n=len(points)))
         share = len(ticked) / len(points) if points else 1.0
         suggested = 3 if share == 1 else 2 if share >= 0.5 else 1
-        key = self.wait_key(
-            self.ui("rate", suggested=RATINGS[suggested]), ["1", "2", "3", "4", "enter", "q"]
-        )
+        choices = self._choices(q["id"])
+        prompt = self.ui("rate", choices=choices, suggested=rating_word(suggested, self.lang))
+        if cell_len(self._clock() + prompt) >= self.console.width - 1:  # a narrow terminal
+            self.console.print(self.ui("intervals", choices=choices), style="dim")
+            prompt = self.ui("rate_short", suggested=rating_word(suggested, self.lang))
+        key = self.wait_key(prompt, ["1", "2", "3", "4", "enter", "q"])
         if key == "q":
             raise Quit
         rating = suggested if key == "enter" else int(key)
-        self.console.print(self.ui("rated", style=_RATING_STYLE[rating], rating=RATINGS[rating]))
+        word = rating_word(rating, self.lang)
+        self.console.print(self.ui("rated", style=_RATING_STYLE[rating], rating=word))
         return rating
+
+    def _choices(self, question_id: str) -> str:
+        """The rating keys with the interval each gives, like Anki's buttons:
+        "1 again · 1m   2 hard · 6m   3 good · 10m   4 easy · 4d"."""
+        if self.store is None:
+            return "   ".join(f"{r} {rating_word(r, self.lang)}" for r in RATINGS)
+        at = now()
+        due = self.store.preview(question_id, at)
+        return "   ".join(
+            f"{r} {rating_word(r, self.lang)} · {interval(due[r] - at)}" for r in RATINGS
+        )
 
 
 # -----------------------------------------------------------------------------
@@ -418,13 +431,13 @@ def run_quiz(
     queue = pick(records, store, now(), new)
     console = term.console
     if not queue:
-        console.print("nothing due and no new questions with these filters", style="dim")
+        console.print(t("quiz.nothing", lang), style="dim")
         return session
     cards = store.cards()
     labels = ["due" if q["id"] in cards else "new" for q in queue]
     due = labels.count("due")
-    console.print(f"{len(queue)} question(s): {due} due, {len(queue) - due} new", style="dim")
-    asker = Asker(term, bank, lang)
+    console.print(t("quiz.queue", lang, total=len(queue), due=due, new=len(queue) - due))
+    asker = Asker(term, bank, lang, store=store)
     finished = _ask_all(asker, queue, labels, store, session, "quiz")
     # Like Anki's learning steps: what was answered badly comes back in this session once
     # FSRS says it is due again (1 minute after "again", 10 after a first "hard"/"good").
@@ -432,7 +445,7 @@ def run_quiz(
         again = due_again(queue, session, store, now())
         if not again:
             break
-        console.print(f"{len(again)} question(s) due again now", style="dim")
+        console.print(t("quiz.again_now", lang, n=len(again)), style="dim")
         finished = _ask_all(asker, again, ["again"] * len(again), store, session, "quiz")
     return session
 
@@ -447,39 +460,62 @@ def _ask_all(
 ) -> bool:
     """Ask in order, saving each rating at once; stops at quit or the asker's deadline.
 
-    True when the whole queue was asked (no quit, no time up).
+    ``u`` on a question takes back the rating of the one before (card and log restored,
+    one transaction) and asks that one again. True when the whole queue was asked (no
+    quit, no time up).
     """
+    asked: list[int] = []  # indices into queue, in the order answered (or skipped)
+    i = 0
     try:
-        for i, (q, label) in enumerate(zip(queue, labels, strict=True), 1):
+        while i < len(queue):
+            q = queue[i]
             if asker.deadline is not None and time.monotonic() >= asker.deadline:
-                asker.console.print("[bold red]time is up[/]")
-                return False
-            outcome = asker.ask(q, i, len(queue), label)
+                raise TimeUp
+            before = session.outcomes[-1] if asked else None
+            asker.can_undo = before is not None and before.rating is not None
+            try:
+                outcome = asker.ask(q, i + 1, len(queue), labels[i])
+            except Undo:
+                assert before is not None
+                store.undo(before.question_id)
+                session.outcomes.pop()
+                i = asked.pop()
+                asker.console.print(t("quiz.undone", asker.lang, id=before.question_id))
+                continue
             session.outcomes.append(outcome)
+            asked.append(i)
             if outcome.rating is not None:
                 ms = int(outcome.seconds * 1000)
                 store.rate(q["id"], outcome.rating, duration_ms=ms, source=source)
+            i += 1
+    except TimeUp:
+        # at once, even with a question open: the open one counts as not reached
+        asker.term.end_status()
+        asker.console.print(t("quiz.time_up", asker.lang))
+        return False
     except (Quit, KeyboardInterrupt):
         asker.term.end_status()
         return False
     return True
 
 
-def print_summary(console: Console, session: Session, store: Store, ids: Sequence[str]) -> None:
+def print_summary(
+    console: Console, session: Session, store: Store, ids: Sequence[str], lang: str = "en"
+) -> None:
     counts = Counter(o.rating for o in session.rated)
     skipped = len(session.outcomes) - len(session.rated)
-    ratings = " · ".join(f"{RATINGS[r]} {counts[r]}" for r in RATINGS)
+    ratings = " · ".join(f"{rating_word(r, lang)} {counts[r]}" for r in RATINGS)
     console.print()
     console.print(
-        f"[bold]session:[/] answered {len(session.rated)} · {ratings} · skipped {skipped}"
+        t("quiz.session", lang, answered=len(session.rated), ratings=ratings, skipped=skipped)
     )
     cards = store.cards()
     upcoming = sorted((cards[i].due, i) for i in ids if i in cards)
     if upcoming:
         due, qid = upcoming[0]
-        console.print(f"next due: {when(due)} ({qid}); progress saved")
+        console.print(t("quiz.next_due", lang, when=when(due, lang), id=qid))
     else:
-        console.print("progress saved")
+        console.print(t("quiz.saved", lang))
 
 
 # -----------------------------------------------------------------------------
@@ -496,42 +532,61 @@ def run_mock(
 ) -> tuple[Session, list[Record]]:
     """Ask ``queue`` against the clock; returns the session and the questions not reached."""
     session = Session()
-    asker = Asker(term, bank, lang, deadline=time.monotonic() + minutes * 60)
+    asker = Asker(term, bank, lang, deadline=time.monotonic() + minutes * 60, store=store)
     _ask_all(asker, queue, ["mock"] * len(queue), store, session, "mock")
     return session, list(queue[len(session.outcomes) :])  # the one quit on is not answered
 
 
 def print_mock_summary(
-    console: Console, session: Session, records: dict[str, Record], missed: Sequence[Record]
+    console: Console,
+    session: Session,
+    records: dict[str, Record],
+    missed: Sequence[Record],
+    lang: str = "en",
 ) -> None:
-    from rich.table import Table
-
-    table = Table(title="mock interview", title_justify="left", header_style="bold")
-    table.add_column("question")
-    table.add_column("kind")
-    table.add_column("time", justify="right")
-    table.add_column("hints", justify="right")
-    table.add_column("rating")
+    table = Table(title=t("mock.title", lang), title_justify="left", header_style="bold")
+    for name in ("question", "kind", "time", "hints", "rating"):
+        right = name in ("time", "hints")
+        table.add_column(t(f"mock.col.{name}", lang), justify="right" if right else "left")
     for o in session.outcomes:
         rating = (
-            f"[{_RATING_STYLE[o.rating]}]{RATINGS[o.rating]}[/]" if o.rating else "[dim]skipped[/]"
+            f"[{_RATING_STYLE[o.rating]}]{rating_word(o.rating, lang)}[/]"
+            if o.rating
+            else f"[dim]{t('mock.skipped', lang)}[/]"
         )
         minutes, seconds = divmod(int(o.seconds), 60)
         table.add_row(
             o.question_id,
-            records[o.question_id]["kind"],
+            t(f"kind.{records[o.question_id]['kind']}", lang),
             f"{minutes}:{seconds:02d}",
             str(o.hints),
             rating,
         )
     for q in missed:
-        table.add_row(q["id"], q["kind"], "–", "–", "[dim]not reached[/]")
+        table.add_row(
+            q["id"],
+            t(f"kind.{q['kind']}", lang),
+            "–",
+            "–",
+            f"[dim]{t('mock.not_reached', lang)}[/]",
+        )
     console.print()
     console.print(table)
     review = [o.question_id for o in session.outcomes if o.rating in (None, 1, 2)]
     review += [q["id"] for q in missed]
     if review:
-        console.print("[bold]review next:[/] " + ", ".join(review))
-        console.print(f"  e.g. aiprep show {review[0]} --answer", style="dim")
+        console.print(t("mock.review_next", lang, ids=", ".join(review)))
+        command = f"aiprep show {review[0]} --answer"
+        console.print(t("mock.example", lang, command=command), style="dim")
     else:
-        console.print("[bold green]all answered well[/]: try a longer mock or harder questions")
+        console.print(t("mock.all_well", lang))
+
+
+def mock_banner(count_questions: int, minutes: int, lang: str = "en") -> str:
+    """The line before a mock: "mock interview: 3 questions in 1 minute; ..."."""
+    return t(
+        "mock.start",
+        lang,
+        questions=count(count_questions, "question", lang),
+        minutes=count(minutes, "minute", lang),
+    )

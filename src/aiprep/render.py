@@ -14,6 +14,7 @@ from rich.text import Text
 
 from aiprep.bank import Record
 from aiprep.lang import LangChoice, bilingual, langs
+from aiprep.messages import count, t
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,38 +25,83 @@ if TYPE_CHECKING:
     from aiprep.store import TopicStats
 
 
-def question_lines(records: Iterable[Record], lang: LangChoice) -> str:
-    """The bank as plain lines, one per question, columns padded: for a pipe or a file."""
+# Chinese has no spaces between words: a line may break after any character. rich breaks
+# only at whitespace (a CJK run is one "word", moved whole to the next line, leaving the
+# line before it half empty: " Keras CNN " alone on a line). Its word pattern, widened
+# once here, makes every CJK character a word of its own, with the closing punctuation
+# that must not start a line ("。", "，") kept on it. Every rich output of aiprep (pages,
+# the quiz, Markdown) wraps through this pattern.
+_CJK_CHARS = (
+    "\u2e80-\u2fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
+)
+_CJK_CLOSING = "，。、；：！？）》」』】〉・．,.;:!?)"
+CJK_WORD = re.compile(
+    rf"\s*(?:[{_CJK_CHARS}][{_CJK_CLOSING}]*|[^\s{_CJK_CHARS}]+[{_CJK_CLOSING}]*)\s*"
+)
+
+
+def _wrap_cjk_at_characters() -> None:
+    import rich._wrap
+
+    rich._wrap.re_word = CJK_WORD
+
+
+_wrap_cjk_at_characters()
+
+
+def question_lines(
+    records: Iterable[Record], lang: LangChoice, statuses: dict[str, str] | None = None
+) -> str:
+    """The bank as plain lines, one per question, columns padded: for a pipe or a file.
+
+    With ``statuses`` (id -> new, due, failed, verified, seen), a status column: the plain
+    word, for grep."""
     rows = list(records)
-    head = ("id", "kind", "difficulty", "run", "title")
+    head = ("id", "kind", "difficulty", "run", *(("status",) if statuses else ()), "title")
     cells = [
         (
             q["id"],
             q["kind"],
             q["difficulty"],
             "✓" if q["solution"] else "-",
+            *((statuses.get(q["id"], "new"),) if statuses else ()),
             bilingual(q["title"], lang, " / "),
         )
         for q in rows
     ]
-    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(head[:4])]
-    lines = ["  ".join([*(c[i].ljust(widths[i]) for i in range(4)), c[4]]) for c in [head, *cells]]
+    n = len(head) - 1  # padded columns: all but the title
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(head[:n])]
+    lines = ["  ".join([*(c[i].ljust(widths[i]) for i in range(n)), c[n]]) for c in [head, *cells]]
     return "\n".join(lines)
 
 
-def question_table(records: Iterable[Record], lang: LangChoice, console: Console) -> Text:
-    """The bank as aligned columns: id, kind, difficulty, run, and the title, wrapped last.
+def question_table(
+    records: Iterable[Record],
+    lang: LangChoice,
+    console: Console,
+    statuses: dict[str, str] | None = None,
+) -> Text:
+    """The bank as aligned columns: id, kind, difficulty, run, your status (with
+    ``statuses``: id -> new, due, failed, verified, seen), and the title, wrapped last.
 
     Laid out here rather than with ``rich.table.Table``, whose per-cell measuring costs
     ~1 ms a row: a 150-question listing must stay about as quick as the imports it needs.
     """
     rows = list(records)
+    head = {k: t(f"list.col.{k}", lang) for k in ("id", "kind", "difficulty", "run", "status")}
+    kinds = {q["id"]: t(f"kind.{q['kind']}", lang) for q in rows}
+    levels = {q["id"]: t(f"difficulty.{q['difficulty']}", lang) for q in rows}
+    marks = {i: t(f"status.{s}", lang) for i, s in (statuses or {}).items()}
     columns = [
-        ("id", max([2, *(cell_len(q["id"]) for q in rows)])),
-        ("kind", max([4, *(len(q["kind"]) for q in rows)])),
-        ("difficulty", 10),
-        ("run", 3),
+        (head["id"], max([cell_len(head["id"]), *(cell_len(q["id"]) for q in rows)])),
+        (head["kind"], max([cell_len(head["kind"]), *map(cell_len, kinds.values())])),
+        (head["difficulty"], max([cell_len(head["difficulty"]), *map(cell_len, levels.values())])),
+        (head["run"], max(3, cell_len(head["run"]))),
     ]
+    if statuses is not None:
+        new = t("status.new", lang)
+        widths = [cell_len(head["status"]), cell_len(new), *map(cell_len, marks.values())]
+        columns.append((head["status"], max(widths)))
     indent = sum(w + 2 for _, w in columns)
     # A narrow terminal gets each title on its own line(s) under the row.
     below = console.width - indent < 24
@@ -64,17 +110,23 @@ def question_table(records: Iterable[Record], lang: LangChoice, console: Console
     title_width = console.width - indent
     out = Text(no_wrap=True)
     for name, col_width in columns:
-        out.append(name.ljust(col_width + 2), style="bold")
-    out.append(("\n    title" if below else "title") + "\n", style="bold")
+        out.append(_pad(name, col_width + 2), style="bold")
+    title_head = t("list.col.title", lang)
+    out.append(("\n    " + title_head if below else title_head) + "\n", style="bold")
     out.append("─" * console.width + "\n", style="dim")
     for q in rows:
         title = bilingual(q["title"], lang, " / ")
         # fold: CJK titles have no spaces to wrap at
         lines = Text(title, overflow="fold").wrap(console, title_width)
         out.append(q["id"].ljust(columns[0][1] + 2), style="cyan")
-        out.append(q["kind"].ljust(columns[1][1] + 2))
-        out.append(q["difficulty"].ljust(12), style=_DIFFICULTY_STYLE.get(q["difficulty"], ""))
-        out.append(" ✓   " if q["solution"] else "     ", style="green")
+        out.append(_pad(kinds[q["id"]], columns[1][1] + 2))
+        style = _DIFFICULTY_STYLE.get(q["difficulty"], "")
+        out.append(_pad(levels[q["id"]], columns[2][1] + 2), style=style)
+        out.append(_pad(" ✓" if q["solution"] else "", columns[3][1] + 2), style="green")
+        if statuses is not None:
+            status = statuses.get(q["id"], "new")
+            mark = marks.get(q["id"], t("status.new", lang))
+            out.append(_pad(mark, columns[4][1] + 2), style=_STATUS_STYLE.get(status, ""))
         if below:
             out.append("\n")
         for i, line in enumerate(lines):
@@ -88,25 +140,12 @@ def question_table(records: Iterable[Record], lang: LangChoice, console: Console
 
 
 _DIFFICULTY_STYLE = {"easy": "green", "medium": "yellow", "hard": "red"}
+_STATUS_STYLE = {"new": "dim", "due": "yellow", "failed": "red", "verified": "green"}
 
-_HEAD = {
-    "en": {
-        "answer": "Answer",
-        "key_points": "Key points",
-        "choices": "Choices",
-        "hints": "Hints",
-        "as_of": "as of",
-        "references": "References",
-    },
-    "zh": {
-        "answer": "参考答案",
-        "key_points": "要点",
-        "choices": "选项",
-        "hints": "提示",
-        "as_of": "信息截至",
-        "references": "参考资料",
-    },
-}
+
+def _pad(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal cells (a CJK character takes two)."""
+    return text + " " * max(0, width - cell_len(text))
 
 
 _MARKUP = re.compile(r"[`*_#>|\[\]<&]|^\s*([-+*]|\d+\.)\s", re.M)
@@ -124,16 +163,72 @@ def markdown(source: str) -> RenderableType:
     return Markdown(source)
 
 
+class _Hanging:
+    """``prefix`` then ``body``, the body's wrapped lines indented under its first
+    character (a choice's why, a key point), not back at column 0."""
+
+    def __init__(self, prefix: str, body: str, style: str) -> None:
+        self.prefix, self.body, self.style = prefix, body, style
+
+    def __rich_console__(self, console: Console, options: Any) -> Any:
+        indent = cell_len(self.prefix)
+        width = max(8, options.max_width - indent)
+        # fold: a long word or a CJK run still breaks inside the indented column
+        lines = Text(self.body, style=self.style, overflow="fold").wrap(console, width)
+        out = Text(no_wrap=True, end="")
+        for i, line in enumerate(lines):
+            out.append(self.prefix if i == 0 else " " * indent)
+            line.rstrip()
+            out.append_text(line)
+            out.append("\n")
+        yield out
+
+
+def hanging(prefix: str, body: str, *, style: str = "") -> RenderableType:
+    """``prefix`` + ``body`` with a hanging indent: continuation lines start under the body."""
+    return _Hanging(prefix, body, style)
+
+
+def key_point_list(
+    points: Sequence[str], ticked: set[int] | None = None, *, numbered: bool = False
+) -> RenderableType:
+    """Key points as a checklist: ☑ for the ``ticked`` ones (1-based), ☐ for the others;
+    ``numbered`` puts the number to press before each (the quiz). Wrapped lines keep the
+    indent."""
+    rows = []
+    for i, point in enumerate(points, 1):
+        box = "☑" if ticked and i in ticked else "☐"
+        number = f"{i}. " if numbered else ""
+        rows.append(hanging(f"  {number}{box} ", point, style="green" if box == "☑" else ""))
+    return Group(*rows)
+
+
+def print_trimmed(console: Console, renderable: RenderableType) -> None:
+    """Print with no trailing spaces on any line (rich pads Markdown to the width): for
+    ``show | cat``, a diff or a copy from the terminal."""
+    with console.capture() as captured:
+        console.print(renderable)
+    text = _TRAILING.sub(r"\1", captured.get())
+    console.file.write(text)
+    console.file.flush()
+
+
+# spaces at the end of a line, also when style codes close after them
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.M)
+
+
 def question_page(q: Record, lang: LangChoice, *, answer: bool = False) -> RenderableType:
     """A question as a page: title, metadata, prompt; with ``answer`` also answer and rubric."""
 
     shown = langs(lang)
+    ui = shown[0] if len(shown) == 1 else "en"  # the page's own words: --lang both speaks en
     parts: list[RenderableType] = []
-    meta = f"{q['id']} · {q['kind']} · {q['difficulty']}"
+    kind, level = t(f"kind.{q['kind']}", ui), t(f"difficulty.{q['difficulty']}", ui)
+    meta = f"{q['id']} · {kind} · {level}"
     if q["tags"]:
         meta += " · " + ", ".join(q["tags"])
     if q["solution"]:
-        meta += f" · runnable: aiprep run {q['id']}"
+        meta += " · " + t("show.runnable", ui, id=q["id"])
     for lg in shown:
         parts.append(Text(q["title"][lg], style="bold underline"))
     parts.append(Text(meta, style="dim"))
@@ -143,20 +238,19 @@ def question_page(q: Record, lang: LangChoice, *, answer: bool = False) -> Rende
             parts.append(Text())
             for letter, choice in zip("ABCDEFGHIJ", q["choices"], strict=False):
                 mark = ("✓ " if choice["correct"] else "✗ ") if answer else ""
-                parts.append(Text(f"  {mark}{letter}. {choice['text'][lg]}"))
+                parts.append(hanging(f"  {mark}{letter}. ", choice["text"][lg]))
                 if answer:
-                    parts.append(Text(f"       {choice['why'][lg]}", style="dim"))
+                    parts.append(hanging(" " * 7, choice["why"][lg], style="dim"))
     if answer:
         for lg in shown:
-            heads = _HEAD[lg]
-            head = Text(heads["answer"], style="bold green")
+            head = Text(t("show.answer", lg), style="bold green")
             if q.get("as_of"):
-                head.append(f" · {heads['as_of']} {q['as_of']}", style="dim")
+                head.append(f" · {t('show.as_of', lg)} {q['as_of']}", style="dim")
             parts += [Text(), head, markdown(q["answer"][lg])]
-            parts += [Text(), Text(heads["key_points"], style="bold green")]
-            parts += [Text(f"  ☐ {kp[lg]}") for kp in q["key_points"]]
+            parts += [Text(), Text(t("show.key_points", lg), style="bold green")]
+            parts.append(key_point_list([kp[lg] for kp in q["key_points"]]))
     if answer and q.get("references"):  # once, after the answer in every language
-        title = " / ".join(_HEAD[lg]["references"] for lg in shown)
+        title = " / ".join(t("show.references", lg) for lg in shown)
         parts += [Text(), Text(title, style="bold green")]
         for ref in q["references"]:
             line = Text(f"  · {ref['title']} ")
@@ -165,9 +259,9 @@ def question_page(q: Record, lang: LangChoice, *, answer: bool = False) -> Rende
     source = q["source"]
     if not isinstance(source, str):  # "original" needs no line
         where = "; ".join(f"{s['seed']} § {s['section']}" for s in source)
-        parts += [Text(), Text(f"source: {where}", style="dim")]
+        parts += [Text(), Text(t("show.source", ui, where=where), style="dim")]
     if q["see_also"]:
-        parts.append(Text(f"see also: {', '.join(q['see_also'])}", style="dim"))
+        parts.append(Text(t("show.see_also", ui, ids=", ".join(q["see_also"])), style="dim"))
     return Group(*parts)
 
 
@@ -177,7 +271,12 @@ def report_tables(report: SolutionReport) -> RenderableType:
 
     parts: list[RenderableType] = []
     if report.metrics:
-        metrics = Table(title="metrics", title_justify="left", show_edge=False, header_style="bold")
+        metrics = Table(
+            title="metrics (measured by the checks, not the progress bars' running values)",
+            title_justify="left",
+            show_edge=False,
+            header_style="bold",
+        )
         metrics.add_column("metric")
         metrics.add_column("value", justify="right")
         metrics.add_column("unit", style="dim")
@@ -220,6 +319,7 @@ def run_and_show(
     question_id: str,
     *,
     attempt: Path | None = None,
+    title: str | None = None,
     timeout: float = 120.0,
     verbose: bool = False,
     live: bool = True,
@@ -229,12 +329,16 @@ def run_and_show(
 
     The one display of a run, shared by ``aiprep run``, ``aiprep verify`` and the quiz.
     ``show=False`` keeps only the progress (the caller prints the result as JSON).
+    ``title``: the question's, for the spinner (a module path means nothing to a reader).
     """
     from rich.markup import escape
 
     from aiprep.runner import run_solution
 
-    label = f"checks on {attempt.name}" if attempt else f"solutions.{module}"
+    if attempt:
+        label = f"checks on {attempt.name}"
+    else:
+        label = _shorten(title or question_id, 50)
     with LiveProgress(console, label, enabled=live) as progress:
         result = run_solution(
             root, module, attempt=attempt, timeout=timeout, verbose=verbose, on_event=progress
@@ -267,6 +371,14 @@ def run_and_show(
 _SHOWN_VALUES = 3
 
 
+def _shorten(text: str, cells: int) -> str:
+    if cell_len(text) <= cells:
+        return text
+    short = Text(text)
+    short.truncate(cells, overflow="ellipsis")
+    return short.plain
+
+
 class LiveProgress:
     """Turns the runner's progress events into rich progress bars (one per phase)."""
 
@@ -292,8 +404,10 @@ class LiveProgress:
             disable=not enabled,
         )
         self._tasks: dict[str, Any] = {}
+        from rich.markup import escape
+
         self._starting: TaskID | None = self.progress.add_task(
-            f"starting {label}", total=None, values=""
+            escape(f"starting {label}"), total=None, values=""
         )
 
     def __enter__(self) -> LiveProgress:
@@ -322,8 +436,13 @@ class LiveProgress:
             self.progress.update(self._tasks[phase], completed=event["completed"], values=shown)
         elif kind == "finish" and phase in self._tasks:
             task = self._tasks[phase]
-            done = self.progress.tasks[self.progress.task_ids.index(task)].completed
-            self.progress.update(task, total=max(done, 1), completed=max(done, 1))
+            state = self.progress.tasks[self.progress.task_ids.index(task)]
+            done = state.completed
+            # The bar's values are the training loop's running ones (Keras averages the
+            # epoch's batches); the metrics table's are measured afterwards: say which.
+            values = state.fields.get("values", "")
+            values = f"{values} (during the run)" if values else ""
+            self.progress.update(task, total=max(done, 1), completed=max(done, 1), values=values)
 
     def _done_starting(self) -> None:
         if self._starting is not None:
@@ -406,17 +525,24 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
     for job in sorted(jobs, key=lambda j: -j.wall_s):
         if job.state == "passed" and job.report is not None:
             key = "; ".join(f"{c.name} {format_value(c.value)}" for c in job.report.checks[:2])
+            # one line a solution, cut with "…": the full checks are in the JSON report
+            cell = Text(key, no_wrap=True, overflow="ellipsis")
             result = Text("PASS", style="green")
         else:
-            key, result = job.message, Text("FAIL", style="red")
+            cell, result = Text(job.message), Text("FAIL", style="red")
         compute = f"{job.compute_s:.1f}" if job.compute_s is not None else "–"
         cpu = f"{job.cpu_s:.1f}" if job.cpu_s is not None else "–"
-        table.add_row(job.id, result, f"{job.wall_s:.1f}", compute, cpu, Text(key))
+        table.add_row(job.id, result, f"{job.wall_s:.1f}", compute, cpu, cell)
     passed = sum(j.state == "passed" for j in jobs)
     work = sum(j.compute_s or 0.0 for j in jobs) / workers
-    # Wall time over the ideal (all compute spread evenly): meaningful when all ran.
-    meaningful = work >= 5 and passed == len(jobs)  # tiny runs are all process start-up
-    overhead = f"; overhead {wall_s / work - 1:+.0%}" if meaningful else ""
+    # Wall time beyond the ideal (all compute spread evenly), in seconds and with what it
+    # is: a percentage alarms on a small run, where process start-up is most of the wall.
+    extra = wall_s - work
+    overhead = (
+        f"; {extra:.1f} s more for start-up and uneven load"
+        if passed == len(jobs) and work > 0 and extra >= 0.05
+        else ""
+    )
     style = "green" if passed == len(jobs) else "red"
     line = Text.from_markup(
         f"[{style}]{passed}/{len(jobs)} passed[/] in {wall_s:.1f} s with {workers} job(s); "
@@ -472,19 +598,33 @@ def coverage_table(results: Sequence[SolutionCoverage], summary: dict[str, Any])
 # The learner's progress
 
 
-def when(moment: datetime) -> str:
+def when(moment: datetime, lang: str = "en") -> str:
     """A due time as a person reads it: "now", "14:05 today", "09:30 tomorrow", a date."""
     from aiprep.store import now  # fsrs and sqlite3: not for `list` and `show`
 
     delta = moment - now()
     local = moment.astimezone()
     if delta <= timedelta(0):
-        return "now"
+        return t("when.now", lang)
     if delta < timedelta(days=1):
-        return local.strftime(
-            "%H:%M today" if local.date() == now().astimezone().date() else "%H:%M tomorrow"
-        )
+        day = "today" if local.date() == now().astimezone().date() else "tomorrow"
+        return t(f"when.{day}", lang, time=local.strftime("%H:%M"))
     return local.strftime("%Y-%m-%d")
+
+
+def interval(delta: timedelta) -> str:
+    """A time span the way Anki's rating buttons show it: 1m, 10m, 3h, 4d, 2.5mo, 1.2y."""
+    minutes = max(0.0, delta.total_seconds() / 60)
+    if minutes < 60:
+        return f"{max(1, round(minutes))}m"
+    if minutes < 24 * 60:
+        return f"{round(minutes / 60)}h"
+    days = minutes / (24 * 60)
+    if days < 30:
+        return f"{round(days)}d"
+    if days < 365:
+        return f"{days / 30:.1f}mo"
+    return f"{days / 365:.1f}y"
 
 
 def print_stats(
@@ -493,25 +633,36 @@ def print_stats(
     reviews: int,
     streak: int,
     next_due: datetime | None,
+    lang: str = "en",
 ) -> None:
-    """``aiprep stats``: per topic seen/total, due now, due this week and recall; totals."""
+    """``aiprep stats``: per topic seen/total, learning, due now, due this week and recall
+    (of the cards past their learning steps); totals."""
     table = Table(header_style="bold", show_edge=False)
-    for name in ("topic", "seen", "due now", "due this week", "recall"):
-        table.add_column(name, justify="left" if name == "topic" else "right")
+    for name in ("topic", "seen", "learning", "due_now", "due_week", "recall"):
+        table.add_column(
+            t(f"stats.col.{name}", lang), justify="left" if name == "topic" else "right"
+        )
     for r in rows:
         recall = f"{r.retrievability:.0%}" if r.retrievability is not None else "–"
-        table.add_row(r.topic, f"{r.seen}/{r.total}", str(r.due_now), str(r.due_week), recall)
+        table.add_row(
+            r.topic,
+            f"{r.seen}/{r.total}",
+            str(r.learning),
+            str(r.due_now),
+            str(r.due_week),
+            recall,
+        )
     table.add_section()
     table.add_row(
-        "all",
+        t("stats.all", lang),
         f"{sum(r.seen for r in rows)}/{sum(r.total for r in rows)}",
+        str(sum(r.learning for r in rows)),
         str(sum(r.due_now for r in rows)),
         str(sum(r.due_week for r in rows)),
         "",
     )
     console.print(table)
-    nxt = f" · next due {when(next_due)}" if next_due else ""
-    console.print(f"\n{reviews} reviews · streak {streak} day(s){nxt}", style="dim")
-    console.print(
-        "recall: FSRS's estimated chance you would recall a seen question now", style="dim"
-    )
+    nxt = t("stats.next", lang, when=when(next_due, lang)) if next_due else ""
+    days = count(streak, "day", lang)
+    console.print("\n" + t("stats.line", lang, reviews=reviews, streak=days, next=nxt), style="dim")
+    console.print(t("stats.recall_note", lang), style="dim")

@@ -11,11 +11,12 @@ measuring and the checks stay in aiprep.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aiprep.files import write_atomic
+from aiprep.files import would_overwrite, write_atomic
 
 if TYPE_CHECKING:
     from aiprep.bank import Bank, Record
@@ -126,18 +127,42 @@ def _third_party_imports(mod: _Module) -> list[str]:
 
 
 def _only_used(line: str, used: set[str]) -> str:
-    """A ``from typing import ...`` cut down to the names the starter uses ("" if none):
-    the reference's ``Protocol`` and ``cast`` are its own business. Other imports stay: the
-    libraries the reference uses are a candidate's likely tools."""
+    """A standard-library import cut down to the names the starter uses ("" if none): the
+    reference's ``Protocol``, ``time`` or ``contextlib`` are its own business. Imports of
+    libraries (numpy, tensorflow) stay: they are a candidate's likely tools."""
     node = ast.parse(line).body[0]
-    if not (isinstance(node, ast.ImportFrom) and node.module in ("typing", "typing_extensions")):
+    assert isinstance(node, ast.Import | ast.ImportFrom)
+    module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+    if (module or "").split(".")[0] not in sys.stdlib_module_names | {"typing_extensions"}:
         return line
-    node.names = [a for a in node.names if (a.asname or a.name) in used]
+    node.names = [a for a in node.names if (a.asname or a.name.split(".")[0]) in used]
     return ast.unparse(node) if node.names else ""
 
 
-def build_starter(root: Path, module: str, header: str) -> str:
-    """The starter file's text for ``solutions.<module>``; ``header`` becomes its docstring."""
+def seed_code(root: Path, module: str) -> str | None:
+    """The seed's broken code a debug solution holds in ``ORIGINAL`` (what the question asks
+    to fix), or None."""
+    for node in _load(root, module).tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "ORIGINAL" for t in node.targets
+        ):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            return value.strip("\n") if isinstance(value, str) else None
+    return None
+
+
+def _as_comment(code: str) -> str:
+    return "\n".join(f"# {line}".rstrip() for line in code.splitlines())
+
+
+def build_starter(root: Path, module: str, header: str, *, seed: str | None = None) -> str:
+    """The starter file's text for ``solutions.<module>``; ``header`` becomes its docstring.
+
+    ``seed``: a debug question's broken code, put in as comments above the functions (it
+    is what the candidate fixes; as code it would run, and fail, on import)."""
     main = _load(root, module)
     names = answer_names(main.tree)
     imports: list[str] = []
@@ -185,6 +210,10 @@ def build_starter(root: Path, module: str, header: str) -> str:
     used = _names_in([ast.parse(code) for code in [*stubs, *constants.values()]])
     imports = [line for line in (_only_used(line, used) for line in imports) if line]
     parts = [f'"""{header}"""', "from __future__ import annotations", "\n".join(imports)]
+    if seed:
+        heading = "# The seed's code, as the question shows it: find its bugs, then write\n"
+        heading += "# the fixed version into the functions below.\n#\n"
+        parts.append(heading + _as_comment(seed))
     if constants:
         parts.append("\n".join(constants.values()))
     text = "\n\n".join(p for p in parts if p) + "\n\n\n" + "\n\n\n".join(stubs) + "\n"
@@ -209,11 +238,12 @@ def starter_text(bank: Bank, q: Record) -> str:
     )
     if q["solution"] is None:
         raise StarterError(f"{q['id']} has no solution to practise")
-    return build_starter(bank.root, q["solution"], header)
+    seed = seed_code(bank.root, q["solution"]) if q["kind"] == "debug" else None
+    return build_starter(bank.root, q["solution"], header, seed=seed)
 
 
 def write_starter(bank: Bank, q: Record, path: Path, *, force: bool = False) -> None:
     """Write the starter atomically; refuses to overwrite unless ``force``."""
-    if path.exists() and not force:
+    if would_overwrite(path) and not force:
         raise FileExistsError(path)  # before the work of building it
     write_atomic(path, starter_text(bank, q).encode("utf-8"), force=force)

@@ -10,18 +10,21 @@ an older database migrates it forward, a newer one is refused.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import fsrs
 
-from aiprep.paths import user_home
+# now, default_path and streak live with the light reader (`aiprep list` reads progress
+# without fsrs); imported here so the store's callers keep one place to get them.
+from aiprep.learner import default_path as default_path
+from aiprep.learner import now as now
+from aiprep.learner import streak as streak
 
 RATINGS = {1: "again", 2: "hard", 3: "good", 4: "easy"}
 EXPORT_FORMAT = "aiprep-progress"
@@ -51,25 +54,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX reviews_by_question ON reviews (question_id, reviewed_at);
     """,
+    # 2: undo (each review keeps the card as it was before it: JSON, 'null' for no card;
+    # NULL for reviews logged before this version, which cannot be undone) and the hints
+    # `aiprep hint` has shown, per question.
+    """
+    ALTER TABLE reviews ADD COLUMN card_before TEXT;
+    CREATE TABLE hints_shown (
+        question_id TEXT PRIMARY KEY,
+        shown       INTEGER NOT NULL CHECK (shown >= 0)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StoreError(Exception):
     """The progress database or an export file cannot be used; the message says why."""
-
-
-def now() -> datetime:
-    """The current time, UTC. ``AIPREP_NOW`` (ISO 8601) pins it, for tests and demos."""
-    pinned = os.environ.get("AIPREP_NOW")
-    if pinned:
-        moment = datetime.fromisoformat(pinned)
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return datetime.now(UTC)
-
-
-def default_path() -> Path:
-    return user_home() / "progress.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -165,18 +165,74 @@ class Store:
             raise ValueError(f"rating must be 1-4, not {rating!r}")
         at = at or now()
         with self._transaction() as db:
-            card = self.card(question_id) or fsrs.Card(due=at)
-            card, _ = self.scheduler.review_card(card, fsrs.Rating(rating), at)
+            before = self.card(question_id)
+            card, _ = self.scheduler.review_card(
+                before or fsrs.Card(due=at), fsrs.Rating(rating), at
+            )
             _put_card(db, question_id, card)
+            snapshot = json.dumps(None if before is None else _card_dict(before))
             db.execute(
                 "INSERT OR IGNORE INTO reviews (question_id, reviewed_at, rating, duration_ms,"
-                " source) VALUES (?, ?, ?, ?, ?)",
-                (question_id, at.isoformat(), rating, duration_ms, source),
+                " source, card_before) VALUES (?, ?, ?, ?, ?, ?)",
+                (question_id, at.isoformat(), rating, duration_ms, source, snapshot),
             )
         return card
 
+    def preview(self, question_id: str, at: datetime | None = None) -> dict[int, datetime]:
+        """When each rating (1..4) given at ``at`` would make the card due next; nothing
+        is saved. For the rating keys, like Anki's buttons."""
+        at = at or now()
+        card = self.card(question_id) or fsrs.Card(due=at)
+        return {r: self.scheduler.review_card(card, fsrs.Rating(r), at)[0].due for r in RATINGS}
+
+    def undo(self, question_id: str) -> bool:
+        """Take back the last review of ``question_id``: its log row goes and the card is
+        as it was before (none, for a first review); one transaction. False when there is
+        nothing to undo (no review, or one logged before undo existed, or imported)."""
+        with self._transaction() as db:
+            row = db.execute(
+                # the row logged last (ids grow): the rating just given
+                "SELECT id, card_before FROM reviews WHERE question_id = ?"
+                " ORDER BY id DESC LIMIT 1",
+                (question_id,),
+            ).fetchone()
+            if row is None or row[1] is None:
+                return False
+            before = json.loads(row[1])
+            db.execute("DELETE FROM reviews WHERE id = ?", (row[0],))
+            if before is None:
+                db.execute("DELETE FROM cards WHERE question_id = ?", (question_id,))
+            else:
+                _put_card(db, question_id, _card_from_dict(before))
+        return True
+
     def retrievability(self, card: fsrs.Card, at: datetime | None = None) -> float:
-        return float(self.scheduler.get_card_retrievability(card, at or now()))
+        """FSRS's chance of recall at ``at``, with the time since the last review in
+        fractional days (fsrs itself counts whole days, so any card reviewed today would
+        read 100 %). 0 for a card never reviewed."""
+        if card.last_review is None or card.stability is None:
+            return 0.0
+        elapsed = max(0.0, ((at or now()) - card.last_review).total_seconds() / 86400)
+        factor, decay = self.scheduler._FACTOR, self.scheduler._DECAY
+        return float((1 + factor * elapsed / card.stability) ** decay)
+
+    # -- hints ---------------------------------------------------------------------
+
+    def hints_shown(self, question_id: str) -> int:
+        row = self._db.execute(
+            "SELECT shown FROM hints_shown WHERE question_id = ?", (question_id,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_hints_shown(self, question_id: str, shown: int) -> None:
+        with self._transaction() as db:
+            if shown <= 0:
+                db.execute("DELETE FROM hints_shown WHERE question_id = ?", (question_id,))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO hints_shown (question_id, shown) VALUES (?, ?)",
+                    (question_id, shown),
+                )
 
     # -- reviews -------------------------------------------------------------------
 
@@ -198,11 +254,13 @@ class Store:
             if question_ids is None:
                 removed = db.execute("DELETE FROM cards").rowcount
                 db.execute("DELETE FROM reviews")
+                db.execute("DELETE FROM hints_shown")
                 return int(removed)
             removed = 0
             for qid in question_ids:
                 removed += db.execute("DELETE FROM cards WHERE question_id = ?", (qid,)).rowcount
                 db.execute("DELETE FROM reviews WHERE question_id = ?", (qid,))
+                db.execute("DELETE FROM hints_shown WHERE question_id = ?", (qid,))
             return removed
 
     # -- moving machines -----------------------------------------------------------
@@ -283,7 +341,8 @@ class TopicStats:
     seen: int
     due_now: int
     due_week: int
-    retrievability: float | None  # mean over seen cards
+    retrievability: float | None  # mean over the cards in review (graduated)
+    learning: int = 0  # seen, still in (re)learning steps: FSRS has no recall estimate yet
 
 
 def stats(
@@ -308,20 +367,16 @@ def stats(
         row.seen += 1
         row.due_now += card.due <= at
         row.due_week += card.due <= at + timedelta(days=7)
+        if card.state != fsrs.State.Review:
+            # Just rated again, or new and in its first steps: the short-term steps
+            # decide when it comes back; a recall figure here would read ~100 %.
+            row.learning += 1
+            continue
         sums.setdefault(topic, []).append(store.retrievability(card, at))
     for topic, values in sums.items():
         rows[topic].retrievability = sum(values) / len(values)
     days = {r.reviewed_at.astimezone().date() for r in store.reviews()}
     return sorted(rows.values(), key=lambda r: r.topic), streak(days, at.astimezone().date())
-
-
-def streak(days: set[date], today: date) -> int:
-    day = today if today in days else today - timedelta(days=1)
-    count = 0
-    while day in days:
-        count += 1
-        day -= timedelta(days=1)
-    return count
 
 
 # -----------------------------------------------------------------------------
@@ -353,6 +408,12 @@ def _put_card(db: sqlite3.Connection, question_id: str, card: fsrs.Card) -> None
             card.due.isoformat(),
             card.last_review.isoformat() if card.last_review else None,
         ),
+    )
+
+
+def _card_from_dict(c: dict[str, Any]) -> fsrs.Card:
+    return _card(
+        (c["state"], c["step"], c["stability"], c["difficulty"], c["due"], c["last_review"])
     )
 
 

@@ -19,7 +19,14 @@ from html import escape
 
 from aiprep.exporters import ExportOptions, Item
 from aiprep.exporters.document import Choice, Question, document
-from aiprep.exporters.html import block, code_block, inline, points_list, references_list
+from aiprep.exporters.html import (
+    block,
+    code_block,
+    inline,
+    plain,
+    points_list,
+    references_list,
+)
 
 # Characters XML 1.0 forbids; a stray one would make the whole file unparsable.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -49,14 +56,15 @@ def xml_safe(value: str) -> str:
 
 
 def name(q: Question, *, html: bool = True) -> str:
-    """The question's name in the learning system: its title, then its id in brackets.
+    """The question's name in the learning system: its title as plain text (Markdown's
+    backticks and stars dropped: a name shows no markup), then its id in brackets.
 
     Moodle treats a question name as HTML (``format_string`` strips tags, keeps entities),
-    so by default it is inline HTML: a ``<script>`` in a title shows as text. Canvas shows
-    an item title as plain text: ``html=False`` gives the title's source.
+    so by default the plain text is HTML-escaped: a ``<script>`` in a title shows as text.
+    Canvas shows an item title as plain text: ``html=False`` leaves it unescaped.
     """
-    title = inline(q.title).strip() if html else q.title
-    return xml_safe(f"{title} [{q.id}]")
+    title = plain(q.title)
+    return xml_safe(f"{escape(title, quote=False) if html else title} [{q.id}]")
 
 
 def prompt_html(q: Question) -> str:

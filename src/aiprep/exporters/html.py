@@ -43,6 +43,19 @@ def inline(markdown: str) -> str:
     return str(_MD.renderInline(markdown))
 
 
+def plain(markdown: str) -> str:
+    """One line of Markdown as plain text: what it shows, without its markup (a name in a
+    learning system, where `code` or **bold** would show as backticks or tags)."""
+    out: list[str] = []
+    for token in _MD.parseInline(markdown):
+        for child in token.children or []:
+            if child.type in ("text", "code_inline", "html_inline"):
+                out.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                out.append(" ")
+    return "".join(out).strip()
+
+
 CSS = """
 :root { --fg: #1f2328; --dim: #59636e; --line: #d1d9e0; --ok: #1a7f37; --no: #cf222e; }
 body { font: 16px/1.55 system-ui, -apple-system, "Segoe UI", "Noto Sans", "PingFang SC",
