@@ -225,11 +225,10 @@ def test_every_check_is_seen_failing_or_is_a_guard() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module", sorted(STUBS), ids=str)
-def test_a_generated_wrong_stub_runs_to_the_end_and_fails_by_value(
-    module: str, tmp_path: Path
-) -> None:
+def test_a_generated_wrong_stub_fails_by_value(module: str, tmp_path: Path) -> None:
     """A plausible wrong stub (a result zeroed or negated, a step skipped) is rejected by
-    value, not by a crash."""
+    value, not by a crash: it runs until a check `make check-coverage` saw it fail fails
+    (what the run would compute after cannot undo that; check-coverage runs it to the end)."""
     assert BANK is not None
     from aiprep.bank import solution_path
     from aiprep.check_coverage import write_mutants
@@ -239,8 +238,11 @@ def test_a_generated_wrong_stub_runs_to_the_end_and_fails_by_value(
         for w in write_mutants(module, solution_path(BANK.root, module), tmp_path)
         if w.name == STUBS[module]
     )
-    result = run_solution(BANK.root, module, attempt=stub.path, timeout=600)
-    assert result.status == "ok" and result.report is not None, result.message
-    failed = {c.name for c in result.report.checks if not c.passed}
     recorded = {c["name"] for c in BY_SOLUTION[module]["checks"] if stub.name in c["failed_by"]}
-    assert failed and recorded <= failed, (stub.name, failed, recorded)
+    result = run_solution(
+        BANK.root, module, attempt=stub.path, timeout=600, stop_at=frozenset(recorded)
+    )
+    assert result.status in ("ok", "stopped"), f"{result.message}\n{result.output_tail}"
+    assert result.report is not None
+    failed = {c.name for c in result.report.checks if not c.passed}
+    assert failed & recorded, (stub.name, failed, recorded)

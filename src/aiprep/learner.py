@@ -6,7 +6,6 @@ and so never import fsrs. ``store.py`` writes the database; this module only rea
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -64,6 +63,8 @@ def read(path: Path | None = None) -> Progress:
     progress = Progress()
     if not path.exists():
         return progress
+    import sqlite3  # only once there is progress: a new learner's `list` skips the import
+
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
