@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from aiprep.runner import thread_share
+
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# Under `pytest -n N` each worker runs solutions alongside the others: give each its share of
+# the cores, as `aiprep smoke --jobs N` does (set before any run starts the fork server).
+for name, value in thread_share(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))).items():
+    os.environ.setdefault(name, value)
+
 GOOD_BANK = FIXTURES / "good"
 RUNNER_BANK = FIXTURES / "runner"
 BAD_FILES = FIXTURES / "bad"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from aiprep.kit.report import SolutionReport
-from aiprep.runner import run_solution
+from aiprep.runner import Job, run_jobs, run_solution, thread_share
 from conftest import GOOD_BANK, RUNNER_BANK
 
 
@@ -138,3 +141,32 @@ def test_a_broken_seed_fact_fails_the_reference_run_not_a_candidate(tmp_path: Pa
         cli, ["--bank", str(RUNNER_BANK), "verify", "crash.seed_changed", str(attempt)]
     )
     assert verify.exit_code == 0, verify.output
+
+
+def test_concurrent_runs_share_the_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """N runs at a time: each run's TensorFlow gets cores // N threads (its pools would
+    otherwise each size to every core); a single run, or a value the user set, is left alone."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert thread_share(1) == {}
+    assert thread_share(2)["TF_NUM_INTRAOP_THREADS"] == "4"
+    assert thread_share(16)["OMP_NUM_THREADS"] == "1"
+    seen = tmp_path / "threads.txt"
+    attempt = tmp_path / "attempt.py"
+    attempt.write_text(
+        "import os\n\n"
+        "def add(a, b):\n"
+        f"    open({str(seen)!r}, 'w').write(os.environ.get('TF_NUM_INTEROP_THREADS', '-'))\n"
+        "    return a + b\n"
+    )
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    jobs = [Job("crash.wrong_answer", "crash.wrong_answer", attempt=attempt)]
+    run_jobs(RUNNER_BANK, jobs, workers=2, timeout=60)
+    assert seen.read_text() == "4"  # 8 cores (as the parent saw them) / 2 workers
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "3")
+    run_jobs(
+        RUNNER_BANK,
+        [Job("crash.wrong_answer", "crash.wrong_answer", attempt=attempt)],
+        workers=2,
+        timeout=60,
+    )
+    assert seen.read_text() == "3"

@@ -32,15 +32,18 @@ IMAGE_SIZE = 12
 PIXEL_NOISE = 0.8  # std of the images' own pixel noise: most of each image is noise
 LABEL_NOISE = 0.3  # fraction of train / validation labels that are wrong
 N_TRAIN, N_VAL, N_TEST = 500, 300, 1000
-EPOCHS = 40
+EPOCHS = 40  # train's default budget (training.fix_seed_training_loop's fixed model needs 34)
+# The budget of every run here: the baseline has memorised its training set (train accuracy
+# 1.0) by epoch 20, and every remedy already gains >= 5 points of test accuracy by then.
+REMEDY_EPOCHS = 20
 BATCH_SIZE = 50
 L2 = 0.05
 DROPOUT, INPUT_DROPOUT = 0.5, 0.2  # the rates of the dropout paper (Srivastava et al.)
 AUG_NOISE = 0.8
 PATIENCE = 5
-# A remedy must raise clean test accuracy by at least this much over the baseline: halfway
-# between doing nothing (gain 0.000, measured by the wrong-answer fixtures) and the smallest
-# gain of a working remedy here (early stopping, +0.058).
+# A remedy must raise clean test accuracy by at least this much over the baseline: about
+# halfway between doing nothing (gain 0.000, measured by the wrong-answer fixtures) and the
+# smallest gain of a working remedy here (early stopping, +0.051).
 MIN_TEST_GAIN = 0.03
 
 
@@ -213,6 +216,7 @@ class Trainer(Protocol):
         callbacks: list[Any],
         augment_fn: Callable[[tf.Tensor], tf.Tensor] | None = ...,
         early_stopping: bool = ...,
+        epochs: int = ...,
     ) -> keras.callbacks.History: ...
 
 
@@ -259,6 +263,7 @@ def _train_run(
     history = impl.train(
         model,
         *data.train_and_val,
+        epochs=REMEDY_EPOCHS,
         callbacks=[events.keras_callback(f"train: {name}")],
         **train_kwargs,
     )
@@ -308,11 +313,12 @@ def _judge(
         test_acc - base_test,
         ">=",
         MIN_TEST_GAIN,
-        f"clean test accuracy must rise by >= {MIN_TEST_GAIN}: halfway between a remedy "
+        f"clean test accuracy must rise by >= {MIN_TEST_GAIN}: about halfway between a remedy "
         "that does nothing (+0.000: L2 created but never attached, the wrong-answer "
-        "fixture; early stopping on the training loss; -0.007: noise of std 0.01) and the "
-        "smallest gain of a real one here (early stopping +0.058; L2 +0.088, augmentation "
-        "+0.068, dropout +0.131); 0.03 is 30 of the 1000 test images on either side",
+        "fixture; early stopping on the training loss; -0.001: noise of std 0.01) and the "
+        "smallest gain of a real one here (early stopping +0.051; L2 +0.094, augmentation "
+        "+0.083, dropout +0.080); 0.03 is 30 of the 1000 test images above doing nothing, "
+        "21 below early stopping",
     )
 
 

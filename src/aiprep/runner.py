@@ -209,6 +209,22 @@ class _Running:
     stopped_at: str = ""  # the stop_at check that failed
 
 
+def thread_share(workers: int) -> dict[str, str]:
+    """The environment that gives each of ``workers`` concurrent runs its share of the cores.
+
+    TensorFlow sizes its thread pools to every core; two runs on two cores would each start
+    two busy threads. One thread each measured ~8 % less wall time for the same work (6
+    solutions, 2 jobs on 2 cores, 4 alternating rounds). Nothing for a single run."""
+    if workers <= 1:
+        return {}
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    return {
+        "TF_NUM_INTRAOP_THREADS": share,
+        "TF_NUM_INTEROP_THREADS": share,
+        "OMP_NUM_THREADS": share,
+    }
+
+
 def run_jobs(
     root: Path,
     jobs: Sequence[Job],
@@ -232,7 +248,7 @@ def run_jobs(
     queue = list(jobs)
     running: dict[int, _Running] = {}
     notify = on_change or (lambda job: None)
-    cwd, env = os.getcwd(), dict(os.environ)
+    cwd, env = os.getcwd(), {**thread_share(workers), **os.environ}  # the user's env wins
     with (
         tempfile.TemporaryDirectory(prefix="aiprep-run-") as tmp,
         selectors.DefaultSelector() as sel,
