@@ -16,19 +16,16 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypedDict
-
-import yaml
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from aiprep.ids import topic_of
 from aiprep.lang import Bilingual
 from aiprep.paths import default_bank_root, user_home
 
-try:
-    from yaml import CSafeLoader as SafeLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader  # type: ignore[assignment]
+if TYPE_CHECKING:  # imported where a YAML file is read: a bank read from its cache needs none
+    import yaml
 
 
 class ChoiceRecord(TypedDict):
@@ -436,8 +433,14 @@ _CJK = (
 # Chinese quotation marks (“”‘’, shared with English) count as Chinese here: only zh
 # texts are joined.
 _CJK_Q = _CJK + "\u2018\u2019\u201c\u201d"
-_CJK_BREAK = re.compile(rf"(?<=[{_CJK_Q}])([*_`]*)[ \t]*\n[ \t]*(?=[*_`]*[{_CJK_Q}])")
-_FENCE = re.compile(r"(^```.*?^```[ \t]*$)", re.M | re.S)
+
+
+@cache
+def _cjk_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(a soft break between CJK text, a fenced code block): compiled when a YAML file is
+    read, not on every import (the character classes take milliseconds to compile)."""
+    cjk_break = re.compile(rf"(?<=[{_CJK_Q}])([*_`]*)[ \t]*\n[ \t]*(?=[*_`]*[{_CJK_Q}])")
+    return cjk_break, re.compile(r"(^```.*?^```[ \t]*$)", re.M | re.S)
 
 
 def _join_cjk_lines(value: Any) -> Any:
@@ -454,8 +457,9 @@ def _join_cjk_lines(value: Any) -> Any:
 
 
 def _join_cjk_text(text: str) -> str:
-    parts = _FENCE.split(text)  # odd indices: fenced code blocks
-    return "".join(p if i % 2 else _CJK_BREAK.sub(r"\1", p) for i, p in enumerate(parts))
+    cjk_break, fence = _cjk_patterns()
+    parts = fence.split(text)  # odd indices: fenced code blocks
+    return "".join(p if i % 2 else cjk_break.sub(r"\1", p) for i, p in enumerate(parts))
 
 
 def solution_problems(module: str, path: Path, wrong_answers: Path) -> list[Problem]:
@@ -605,7 +609,10 @@ def _load_question(
             )
         )
         return None
-    loader = SafeLoader(text)
+    import yaml
+
+    # libyaml's loader where PyYAML was built with it (the wheels are), else the pure one
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -759,6 +766,8 @@ def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:
 
     When the element is missing, the line of the deepest part that exists.
     """
+    import yaml
+
     line = node.start_mark.line + 1
     for part in loc:
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
@@ -779,6 +788,8 @@ def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:
 
 
 def _duplicate_key(node: yaml.Node) -> tuple[str, int] | None:
+    import yaml
+
     if isinstance(node, yaml.MappingNode):
         keys: set[str] = set()
         for key, value in node.value:

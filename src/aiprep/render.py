@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
@@ -35,15 +36,29 @@ _CJK_CHARS = (
     "\u2e80-\u2fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
 )
 _CJK_CLOSING = "，。、；：！？）》」』】〉・．,.;:!?)"
-CJK_WORD = re.compile(
-    rf"\s*(?:[{_CJK_CHARS}][{_CJK_CLOSING}]*|[^\s{_CJK_CHARS}]+[{_CJK_CLOSING}]*)\s*"
-)
+
+
+class _CjkWord:
+    """rich's word pattern, widened as above, compiled on its first use: the character
+    classes take milliseconds to compile, and output to a pipe never wraps."""
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(
+            rf"\s*(?:[{_CJK_CHARS}][{_CJK_CLOSING}]*|[^\s{_CJK_CHARS}]+[{_CJK_CLOSING}]*)\s*"
+        )
+
+    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:  # what rich calls
+        return self.pattern.match(text, pos)
+
+
+CJK_WORD = _CjkWord()
 
 
 def _wrap_cjk_at_characters() -> None:
     import rich._wrap
 
-    rich._wrap.re_word = CJK_WORD
+    rich._wrap.re_word = CJK_WORD  # type: ignore[assignment]
 
 
 _wrap_cjk_at_characters()
