@@ -176,3 +176,24 @@ def test_watch_verifies_again_when_the_file_is_saved(tmp_path: Path, user_home: 
         out, _ = proc.communicate(timeout=20)
     assert "stopped watching" in out
     assert proc.returncode == 0
+
+
+def test_a_save_made_while_the_last_verdict_ran_is_seen_without_watching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file changed since the verdict's version (saved during the run, or before the
+    watcher was ready): verify again at once, not when the watcher's poll comes round."""
+    import watchfiles
+
+    from aiprep.cli import _stamp, _wait_for_change
+
+    attempt = tmp_path / "attempt.py"
+    attempt.write_text("x = 1\n")
+    checked = _stamp(attempt)
+    attempt.write_text("x = 12\n")
+
+    def no_watching(*args: object, **kwargs: object) -> None:
+        raise AssertionError("watched the folder for a change already made")
+
+    monkeypatch.setattr(watchfiles, "watch", no_watching)
+    assert _wait_for_change(attempt, checked) == _stamp(attempt) != checked

@@ -631,9 +631,13 @@ def _wait_for_change(path: Path, checked: tuple[int, int, int] | None) -> tuple[
     from watchfiles import watch
 
     target = path.resolve()
+    now = _stamp(target)
+    if now is not None and now != checked:  # saved before the watcher below is ready
+        return now
     for _ in watch(
         target.parent,
         watch_filter=lambda _change, changed: Path(changed).resolve() == target,
+        recursive=False,  # the file's own folder: no watches set on everything below it
         debounce=200,  # ms: one verdict for an editor's burst of writes
         step=25,
         rust_timeout=1000,  # also look at the file once a second: no event is ever lost
