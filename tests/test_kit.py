@@ -81,3 +81,23 @@ def test_run_seed_refuses_a_substitution_that_does_not_apply() -> None:
 
     with pytest.raises(ValueError, match="is not in the seed's code"):
         run_seed("x = 1\n", replace=[("import tensorflow as tf\n", "")])
+
+
+def test_timed_records_the_blocks_wall_time_and_check_close_holds_a_comparison() -> None:
+    from aiprep.kit.compare import compare
+    from aiprep.kit.report import SolutionReport
+
+    report = SolutionReport("x")
+    with report.timed("train wall time"):
+        sum(range(1000))
+    (metric,) = report.metrics
+    assert metric.name == "train wall time" and metric.unit == "s" and metric.value >= 0
+    try:
+        with report.timed("never finished"):
+            raise ValueError
+    except ValueError:
+        pass
+    assert [m.name for m in report.metrics] == ["train wall time"]  # a raising block: none
+    assert report.check_close("equal", compare([1.0, 2.0], [1.0, 2.0 + 1e-9], atol=1e-6))
+    assert not report.check_close("far", compare([1.0], [2.0], atol=1e-6))
+    assert [c.op for c in report.checks] == ["<=", "<="] and not report.passed
