@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,21 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # the cores, as `aiprep smoke --jobs N` does (set before any run starts the fork server).
 for name, value in thread_share(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))).items():
     os.environ.setdefault(name, value)
+
+
+@functools.cache
+def smoke_report() -> dict[str, Any] | None:
+    """The `aiprep smoke --json` report named by AIPREP_SMOKE_REPORT, when it ran this very
+    code (CI runs smoke first, so each reference trains once per CI run); else None."""
+    path = os.environ.get("AIPREP_SMOKE_REPORT")
+    if not path:
+        return None
+    from aiprep.paths import default_bank_root
+    from aiprep.smoke import bank_digest, read_report
+
+    data = read_report(Path(path))
+    return data if data.get("bank_digest") == bank_digest(default_bank_root()) else None
+
 
 GOOD_BANK = FIXTURES / "good"
 RUNNER_BANK = FIXTURES / "runner"

@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from aiprep.cli import cli
@@ -198,3 +199,17 @@ def test_an_aiprep_module_change_reaches_every_solution_importing_it() -> None:
     # passes and wrong_answer import aiprep.kit.report; hang imports nothing of ours
     assert affected(RUNNER_BANK, modules, {report_py}) == ["crash.passes", "crash.wrong_answer"]
     assert affected(RUNNER_BANK, modules, set()) == []
+
+
+def test_the_report_records_the_onednn_setting_and_merge_keeps_one_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiprep.smoke import merge, report
+
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    on = report([], 1.0, 1, "d")
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    default = report([], 1.0, 1, "d")
+    assert (on["onednn"], default["onednn"]) == ("1", None)
+    assert merge([on, on])["onednn"] == "1"
+    assert merge([on, default])["onednn"] is None  # the tests then run both halves

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from aiprep.bank import Bank, BankError, load_bank
 from aiprep.paths import default_bank_root
 from aiprep.runner import Job, run_solution
-from conftest import FIXTURES
+from conftest import FIXTURES, smoke_report
 
 WRONG_ANSWER_DIR = FIXTURES / "wrong_answers"
 
@@ -42,21 +41,8 @@ def test_the_shipped_bank_validates() -> None:
     assert len([q for q in bank.questions.values() if q["solution"]]) >= 3
 
 
-def _smoke_results() -> dict[str, Job]:
-    """The reference runs of `aiprep smoke --json` named by AIPREP_SMOKE_REPORT, when they
-    ran this very code (CI runs smoke first, so each reference trains once per CI run)."""
-    path = os.environ.get("AIPREP_SMOKE_REPORT")
-    if not path or BANK is None:
-        return {}
-    from aiprep.smoke import bank_digest, read_report
-
-    data = read_report(Path(path))
-    if data.get("bank_digest") != bank_digest(BANK.root):
-        return {}  # another version of the code: run the references here
-    return {j["id"]: Job.from_dict(j) for j in data["solutions"]}
-
-
-SMOKED = _smoke_results()
+# The reference runs of the smoke report, when there is one for this code (else run here).
+SMOKED = {j["id"]: Job.from_dict(j) for j in (smoke_report() or {}).get("solutions", [])}
 
 
 @pytest.mark.slow

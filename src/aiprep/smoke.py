@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -28,11 +29,15 @@ TIMINGS = Path("solutions") / "timings.json"
 
 
 def report(jobs: Sequence[Job], wall_s: float, workers: int, digest: str) -> dict[str, Any]:
-    """The JSON report of a smoke run (``--json``), which ``smoke-merge`` reads back."""
+    """The JSON report of a smoke run (``--json``), which ``smoke-merge`` reads back.
+
+    ``onednn`` is the run's ``TF_ENABLE_ONEDNN_OPTS`` (None: TensorFlow's default): the
+    tests take a run under "1" as the oneDNN-on half of the reference comparisons."""
     return {
         "format": FORMAT,
         "version": 1,
         "bank_digest": digest,
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "wall_s": round(wall_s, 3),
         "jobs": workers,
         "solutions": [j.to_dict() for j in jobs],
@@ -62,10 +67,12 @@ def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 raise ValueError(f"{job['id']} is in two of the reports: shards overlap")
             seen[job["id"]] = job
     digests = {data.get("bank_digest") for data in reports}
+    onednn = {data.get("onednn") for data in reports}
     return {
         "format": FORMAT,
         "version": 1,
         "bank_digest": digests.pop() if len(digests) == 1 else None,
+        "onednn": onednn.pop() if len(onednn) == 1 else None,
         "wall_s": max((data["wall_s"] for data in reports), default=0.0),
         "jobs": sum(data["jobs"] for data in reports),
         "solutions": [seen[i] for i in sorted(seen)],
