@@ -133,6 +133,17 @@ def test_cache_is_used_and_invalidated(good_bank: Path) -> None:
         load_bank(good_bank)
 
 
+def test_a_cached_load_equals_a_fresh_one_and_a_damaged_cache_is_rebuilt(
+    good_bank: Path, user_home: Path
+) -> None:
+    fresh = load_bank(good_bank, use_cache=False).questions
+    load_bank(good_bank)  # writes the cache
+    assert load_bank(good_bank).questions == fresh  # read from it
+    (cache,) = (user_home / "cache").iterdir()
+    cache.write_bytes(b"\x00not marshal")
+    assert load_bank(good_bank).questions == fresh
+
+
 def test_cached_load_does_not_import_pydantic(good_bank: Path) -> None:
     code = (
         "import sys; from pathlib import Path; from aiprep.bank import load_bank; "

@@ -10,8 +10,10 @@ pydantic. Commands that read the bank skip a broken question file (``skip_broken
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -67,7 +69,12 @@ class Record(TypedDict):
 
 
 _SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
+# The validated bank, cached between commands in marshal's format: it loads ~6x faster than
+# the same records as JSON (~3 vs ~17 ms for 60 questions; `list` and `show` pay it on every
+# call) and only holds dicts, lists and strings. The format is this Python's own, hence the
+# version in the name.
+_CACHE_SUFFIX = f".py{sys.version_info[0]}{sys.version_info[1]}.marshal"
 
 
 @dataclass(frozen=True, order=True)
@@ -173,7 +180,7 @@ def load_bank(
         raise BankError([Problem(root, 0, what, "point --bank at a folder holding questions/")])
     files = _bank_files(root)
     key = _cache_key(root, files) if use_cache else ""
-    cache_file = user_home() / "cache" / f"bank-{zlib.crc32(str(root).encode()):08x}.json"
+    cache_file = user_home() / "cache" / f"bank-{zlib.crc32(str(root).encode()):08x}{_CACHE_SUFFIX}"
     cached = _read_cache(cache_file, key) if use_cache else None
     if cached is not None:
         records, problems = cached
@@ -183,11 +190,14 @@ def load_bank(
             _write_cache(cache_file, key, records, problems)
     if problems and not skip_broken:
         raise BankError(problems)
-    broken = {p.path for p in problems}
+    if not problems:
+        return Bank(root, records, [])
+    broken = {str(p.path) for p in problems}
+    questions = root / "questions"
     kept = {
         qid: q
         for qid, q in records.items()
-        if root / "questions" / Path(*qid.split(".")).with_suffix(".yaml") not in broken
+        if os.path.join(questions, *qid.split(".")) + ".yaml" not in broken
     }
     return Bank(root, kept, sorted(problems))
 
@@ -833,18 +843,30 @@ def _solution_modules(root: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _bank_files(root: Path) -> list[tuple[str, int, int]]:
-    out = []
+    """(path, mtime, size) of every file the bank is read from: the cache's key. Walked with
+    scandir, which knows each entry's type without another system call (os.walk asks
+    islink of every folder): every `list` and `show` pays this walk."""
+    out: list[tuple[str, int, int]] = []
+
+    def walk(folder: str, suffixes: tuple[str, ...]) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                walk(entry.path, suffixes)
+            elif entry.name.endswith(suffixes):
+                st = entry.stat()
+                out.append((entry.path, st.st_mtime_ns, st.st_size))
+
     # the wrong-answer fixtures too: validate says when a solution has none
     for sub, suffixes in (
         ("questions", (".yaml", ".yml")),
         ("solutions", (".py",)),
         ("tests/fixtures/wrong_answers", (".py",)),
     ):
-        for dirpath, _dirs, names in os.walk(root / sub):
-            for name in names:
-                if name.endswith(suffixes):
-                    st = os.stat(os.path.join(dirpath, name))
-                    out.append((os.path.join(dirpath, name), st.st_mtime_ns, st.st_size))
+        walk(os.path.join(root, sub), suffixes)
     return sorted(out)
 
 
@@ -859,8 +881,8 @@ def _read_cache(path: Path, key: str) -> tuple[dict[str, Record], list[Problem]]
     """The records and problems of the last validation, when no file changed since. A
     bank with problems is cached too: a broken file costs its validation once."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = marshal.loads(path.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
         return None
     if not isinstance(data, dict) or data.get("key") != key:
         return None
@@ -879,9 +901,9 @@ def _write_cache(path: Path, key: str, records: dict[str, Record], problems: lis
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         data = {"key": key, "questions": records, "problems": found}
-        tmp.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+        tmp.write_bytes(marshal.dumps(data))
         os.replace(tmp, path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a value marshal cannot hold
         pass  # a read-only home only costs speed
 
 
