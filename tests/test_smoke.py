@@ -6,7 +6,6 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from aiprep.cli import cli
@@ -201,15 +200,16 @@ def test_an_aiprep_module_change_reaches_every_solution_importing_it() -> None:
     assert affected(RUNNER_BANK, modules, set()) == []
 
 
-def test_the_report_records_the_onednn_setting_and_merge_keeps_one_setting(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_report_says_whether_the_runs_used_onednn_and_merge_keeps_one_answer() -> None:
+    from aiprep.runner import Job
     from aiprep.smoke import merge, report
 
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
-    on = report([], 1.0, 1, "d")
-    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
-    default = report([], 1.0, 1, "d")
-    assert (on["onednn"], default["onednn"]) == ("1", None)
-    assert merge([on, on])["onednn"] == "1"
-    assert merge([on, default])["onednn"] is None  # the tests then run both halves
+    def run(slug: str, onednn: bool | None) -> Job:
+        return Job(f"t.{slug}", f"t.{slug}", state="passed", onednn=onednn)
+
+    on = report([run("a", True), run("b", None)], 1.0, 1, "d")
+    off = report([run("c", False)], 1.0, 1, "d")
+    assert (on["onednn"], off["onednn"]) == (True, False)
+    assert report([run("a", True), run("c", False)], 1.0, 1, "d")["onednn"] is None  # mixed
+    assert merge([on, report([], 1.0, 1, "d")])["onednn"] is True  # an empty shard says nothing
+    assert merge([on, off])["onednn"] is None  # the tests then run both settings

@@ -113,12 +113,27 @@ def _display(path: Path, line: int | None) -> str:
     return f"{path}:{line or 1}"
 
 
+def _onednn() -> bool | None:
+    """Whether TensorFlow runs its oneDNN kernels in this process (None: no TensorFlow, or
+    it cannot tell). The default depends on the CPU (on, for one, where it has AVX-512;
+    off on an AMD EPYC without it), and TF_ENABLE_ONEDNN_OPTS overrides it: the sum order,
+    so the last bits of float results, follow it."""
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
+
+
 def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None) -> NoReturn:
     """Run ``solutions.<module_name>.check`` and send the report (or the error) to ``fd``.
 
     Exits the process: 0 when a report was sent, 1 on any failure. The report event also
-    carries ``compute_s`` (the wall time of ``check`` itself) and ``cpu_s`` (this process's
-    CPU time, its threads and waited-for children included).
+    carries ``compute_s`` (the wall time of ``check`` itself), ``cpu_s`` (this process's
+    CPU time, its threads and waited-for children included) and ``onednn`` (``_onednn``).
     """
     events.connect(fd)
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3":
@@ -139,7 +154,9 @@ def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None
         compute = time.perf_counter() - start
         usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
         cpu = sum(u.ru_utime + u.ru_stime for u in usage)
-        events.emit("report", report=report.to_dict(), compute_s=compute, cpu_s=cpu)
+        events.emit(
+            "report", report=report.to_dict(), compute_s=compute, cpu_s=cpu, onednn=_onednn()
+        )
     except BaseException as e:  # report every failure, then exit non-zero
         if isinstance(e, AttemptMismatch):
             where_message = str(e)

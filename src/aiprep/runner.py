@@ -69,6 +69,7 @@ class Job:
     wall_s: float = 0.0
     compute_s: float | None = None  # the wall time of check() itself
     cpu_s: float | None = None  # the run's CPU time (threads and waited-for children included)
+    onednn: bool | None = None  # TensorFlow ran its oneDNN kernels (None: unknown)
     report: SolutionReport | None = None
     message: str = ""  # why it failed, one line
     output_tail: str = ""
@@ -92,6 +93,7 @@ class Job:
             "wall_s": round(self.wall_s, 3),
             "compute_s": None if self.compute_s is None else round(self.compute_s, 3),
             "cpu_s": None if self.cpu_s is None else round(self.cpu_s, 3),
+            "onednn": self.onednn,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "message": self.message,
             "output_tail": self.output_tail if self.state != "passed" else "",
@@ -110,6 +112,7 @@ class Job:
             wall_s=data["wall_s"],
             compute_s=data.get("compute_s"),
             cpu_s=data.get("cpu_s"),
+            onednn=data.get("onednn"),
             report=SolutionReport.from_dict(report) if report is not None else None,
             message=data.get("message", ""),
             output_tail=data.get("output_tail", ""),
@@ -379,6 +382,7 @@ def _read(
             run.job.report = SolutionReport.from_dict(event["report"])
             run.job.compute_s = event.get("compute_s")
             run.job.cpu_s = event.get("cpu_s")
+            run.job.onednn = event.get("onednn")
         elif kind == "error":
             run.job.message = str(event.get("message", ""))
         elif kind == "check":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import statistics
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -31,17 +30,23 @@ TIMINGS = Path("solutions") / "timings.json"
 def report(jobs: Sequence[Job], wall_s: float, workers: int, digest: str) -> dict[str, Any]:
     """The JSON report of a smoke run (``--json``), which ``smoke-merge`` reads back.
 
-    ``onednn`` is the run's ``TF_ENABLE_ONEDNN_OPTS`` (None: TensorFlow's default): the
-    tests take a run under "1" as the oneDNN-on half of the reference comparisons."""
+    ``onednn`` says whether the runs used TensorFlow's oneDNN kernels (True/False; None when
+    unknown or mixed): the tests run the reference comparisons with the other setting only,
+    and take the smoke's passed checks as this one."""
     return {
         "format": FORMAT,
         "version": 1,
         "bank_digest": digest,
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "onednn": _one({j.onednn for j in jobs if j.onednn is not None}),
         "wall_s": round(wall_s, 3),
         "jobs": workers,
         "solutions": [j.to_dict() for j in jobs],
     }
+
+
+def _one(values: set[Any]) -> Any:
+    """The value, when all agree on one; else None."""
+    return values.pop() if len(values) == 1 else None
 
 
 def read_report(path: Path) -> dict[str, Any]:
@@ -67,12 +72,12 @@ def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 raise ValueError(f"{job['id']} is in two of the reports: shards overlap")
             seen[job["id"]] = job
     digests = {data.get("bank_digest") for data in reports}
-    onednn = {data.get("onednn") for data in reports}
+    onednn = {data.get("onednn") for data in reports if data["solutions"]}
     return {
         "format": FORMAT,
         "version": 1,
         "bank_digest": digests.pop() if len(digests) == 1 else None,
-        "onednn": onednn.pop() if len(onednn) == 1 else None,
+        "onednn": _one(onednn),
         "wall_s": max((data["wall_s"] for data in reports), default=0.0),
         "jobs": sum(data["jobs"] for data in reports),
         "solutions": [seen[i] for i in sorted(seen)],
