@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 from pathlib import Path
@@ -33,26 +32,6 @@ def smoke_report() -> dict[str, Any] | None:
 
     data = read_report(Path(path))
     return data if data.get("bank_digest") == bank_digest(default_bank_root()) else None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest first: the slow tests ordered by their solution's recorded compute time
-    (solutions/timings.json; a slow test of no one solution counts as long), then the rest.
-    Under `pytest -n N` each worker then ends on short tests instead of idling while another
-    finishes a long run."""
-    timings = json.loads(
-        (Path(__file__).parents[1] / "solutions" / "timings.json").read_text(encoding="utf-8")
-    )["compute_s"]
-
-    def cost(item: pytest.Item) -> float:
-        if item.get_closest_marker("slow") is None:
-            return 0.0
-        params = getattr(item, "callspec", None)
-        ids = [str(v) for v in params.params.values()] if params else []
-        # a question id, a solution, or a wrong answer's <topic>.<slug>[.<variant>]
-        return max((timings.get(".".join(i.split(".")[:2]), 0.0) for i in ids), default=60.0)
-
-    items.sort(key=cost, reverse=True)  # stable: the collection order among equals
 
 
 GOOD_BANK = FIXTURES / "good"
