@@ -304,6 +304,14 @@ def test_progress_and_an_old_export_follow_a_moved_question(good_bank: Path) -> 
         assert set(store.cards()) == {"gamma.gradient_clipping"}
 
 
+def test_an_old_id_still_shows_its_question(good_bank: Path) -> None:
+    _move(good_bank, "alpha.gradient_clipping", "gamma.gradient_clipping")
+    code, out = invoke("show", "alpha.gradient_clipping", bank=good_bank)
+    assert code == 0
+    assert "alpha.gradient_clipping is now gamma.gradient_clipping" in out
+    assert "gamma.gradient_clipping ·" in out  # the question itself, under its new id
+
+
 def test_validate_holds_an_old_id_to_one_question(good_bank: Path) -> None:
     moved = _move(good_bank, "alpha.gradient_clipping", "gamma.gradient_clipping")
     assert invoke("validate", str(good_bank))[0] == 0

@@ -261,6 +261,10 @@ MESSAGES: Final[dict[str, dict[Lang, str]]] = {
     "show.as_of": {"en": "as of", "zh": "信息截至"},
     "show.references": {"en": "References", "zh": "参考资料"},
     # -- errors -------------------------------------------------------------------------
+    "note.moved": {
+        "en": "aiprep: {old} is now {new}",
+        "zh": "aiprep：{old} 已改为 {new}",
+    },
     "error.no_question": {"en": "no question {id!r}{hint}", "zh": "没有题目 {id!r}{hint}"},
     "error.did_you_mean": {"en": "; did you mean {ids}?", "zh": "；你是不是要找 {ids}？"},
     "error.see_list": {"en": "; see `aiprep list`", "zh": "；见 `aiprep list`"},

@@ -23,6 +23,10 @@ Comparisons and measurements
     ``|a - b| <= atol + rtol * |b|`` rule with the largest difference, for float checks.
     ``accuracy(model, x, y)`` (``aiprep.kit.metrics``): arg-max accuracy of a Keras-like model.
 
+Devices (``aiprep.kit.devices``)
+    ``use_logical_cpus(n)``: n logical CPU devices standing in for GPUs (distributed
+    solutions; before TensorFlow initializes its devices).
+
 Harness training (``aiprep.kit.fit``)
     ``fit_classifier(model, x, y, epochs=, batch_size=, phase=, learning_rate=1e-3)``: the
     plain Adam + sparse cross-entropy fit of what a check trains around the answer (a
@@ -40,8 +44,9 @@ Synthetic data (``aiprep.kit.synthetic``)
     ``utterance_split``, ``negation_sentences``, ``topic_sentences``, ``word_vocab``, ...;
     ``Split`` (train/test arrays), ``shuffled_labels``, ``rng``.
 
-Nothing here imports TensorFlow at module level (``events.keras_callback`` imports tf_keras
-when called), so the app can read reports without paying for it. Names are loaded lazily:
+Nothing here imports TensorFlow at module level (``events.keras_callback`` and
+``devices.use_logical_cpus`` import it when called), so the app can read reports without
+paying for it. Names are loaded lazily:
 ``import aiprep.kit`` costs nothing until a name is used.
 """
 
@@ -51,8 +56,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and `smoke --changed`'s import graph; loaded lazily
-    from aiprep.kit import compare, events, fit, metrics, report, seed_code, synthetic
+    from aiprep.kit import compare, devices, events, fit, metrics, report, seed_code, synthetic
     from aiprep.kit.compare import Comparison
+    from aiprep.kit.devices import use_logical_cpus
     from aiprep.kit.fit import fit_classifier
     from aiprep.kit.metrics import accuracy
     from aiprep.kit.report import Check, Metric, SolutionReport, print_check_of
@@ -64,6 +70,7 @@ _EXPORTS = {
     "Metric": "report",
     "print_check_of": "report",
     "Comparison": "compare",
+    "use_logical_cpus": "devices",
     "accuracy": "metrics",
     "fit_classifier": "fit",
     "raised": "seed_code",
@@ -71,7 +78,7 @@ _EXPORTS = {
     "run_seed": "seed_code",
     "SeedRun": "seed_code",
 }
-_SUBMODULES = ("report", "events", "compare", "fit", "metrics", "seed_code", "synthetic")
+_SUBMODULES = ("report", "events", "compare", "devices", "fit", "metrics", "seed_code", "synthetic")
 
 __all__ = [
     "Check",
@@ -82,6 +89,7 @@ __all__ = [
     "accuracy",
     "compare",
     "describe",
+    "devices",
     "events",
     "fit",
     "fit_classifier",
@@ -92,6 +100,7 @@ __all__ = [
     "run_seed",
     "seed_code",
     "synthetic",
+    "use_logical_cpus",
 ]
 
 
