@@ -31,6 +31,7 @@ import tf_keras as keras
 
 from aiprep.kit import events, synthetic
 from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.devices import use_logical_cpus
 from aiprep.kit.report import SolutionReport, print_check_of
 
 SEED = 0
@@ -138,27 +139,6 @@ def train(
 
 # -----------------------------------------------------------------------------
 # Setup, data, the model to train, and measurement
-
-
-def use_logical_cpus(n: int) -> None:
-    """Split the physical CPU into ``n`` logical devices /cpu:0 ... /cpu:{n-1}.
-
-    Must run before TensorFlow initializes its devices (before any op or model is built),
-    once per process; the CLI runs every solution in a fresh process.
-    """
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * n
-        )
-    except RuntimeError:  # devices already initialized: fine if they already match
-        pass
-    found = len(tf.config.list_logical_devices("CPU"))
-    if found < n:
-        raise RuntimeError(
-            f"need {n} logical CPU devices, found {found}: TensorFlow initialized its devices "
-            "before use_logical_cpus() ran; run this solution in a fresh process"
-        )
 
 
 def make_data(seed: int = SEED) -> synthetic.Split:
