@@ -137,7 +137,7 @@ def test_verify_json_reports_the_attempt(tmp_path: Path) -> None:
 def test_watch_verifies_again_when_the_file_is_saved(tmp_path: Path, user_home: Path) -> None:
     path = tmp_path / "attempt.py"
     path.write_text(WRONG)
-    env = dict(os.environ, AIPREP_HOME=str(user_home), COLUMNS="120")
+    env = dict(os.environ, AIPREP_HOME=str(user_home), COLUMNS="120", PYTHONFAULTHANDLER="1")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -173,7 +173,12 @@ def test_watch_verifies_again_when_the_file_is_saved(tmp_path: Path, user_home: 
         assert "recorded a good review" in seen
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # a hang: SIGABRT makes faulthandler show where
+            proc.send_signal(signal.SIGABRT)
+            out, _ = proc.communicate(timeout=15)
+            pytest.fail(f"verify --watch still running 60 s after Ctrl-C:\n{out[-6000:]}")
     assert "stopped watching" in out
     assert proc.returncode == 0
 

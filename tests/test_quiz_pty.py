@@ -32,6 +32,7 @@ def spawn(user_home: Path, *args: str, now: str = T0) -> pexpect.spawn:
         TERM="xterm",
         NO_COLOR="1",
         COLUMNS="120",
+        PYTHONFAULTHANDLER="1",  # a hang's SIGABRT shows every thread's stack
     )
     child = pexpect.spawn(
         sys.executable,
@@ -208,7 +209,12 @@ def test_ctrl_c_ends_the_quiz_with_a_summary(user_home: Path) -> None:
     quiz.expect(r"\[1/5\]")
     quiz.expect("Enter reveal")
     quiz.sendintr()
-    quiz.expect("answered 0")
+    try:
+        quiz.expect("answered 0", timeout=90)
+    except pexpect.TIMEOUT:  # a hang: SIGABRT makes faulthandler show where (transcript)
+        quiz.kill(signal.SIGABRT)
+        quiz.expect(pexpect.EOF, timeout=15)
+        pytest.fail("the quiz did not sum up 90 s after Ctrl-C (its stacks are above)")
     quiz.expect("progress saved")
     quiz.expect(pexpect.EOF)
     quiz.close()
