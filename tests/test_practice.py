@@ -154,6 +154,9 @@ def test_watch_verifies_again_when_the_file_is_saved(tmp_path: Path, user_home: 
         stderr=subprocess.STDOUT,
         env=env,
         text=True,
+        # A background job of a shell without job control (as CI may start us) inherits
+        # SIGINT ignored; the Ctrl-C below must reach the CLI as a terminal's would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     seen = ""

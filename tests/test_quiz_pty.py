@@ -41,6 +41,9 @@ def spawn(user_home: Path, *args: str, now: str = T0) -> pexpect.spawn:
         encoding="utf-8",
         timeout=30,
         dimensions=(50, 120),
+        # SIGINT at its default, as in a terminal: a background job of a shell without job
+        # control (as CI may start us) inherits it ignored, and Ctrl-C would do nothing.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     child.logfile_read = sys.stdout  # pytest shows the transcript of a failing test
     return child
