@@ -21,6 +21,7 @@ import pytest
 
 from aiprep.paths import default_bank_root
 from aiprep.runner import QUIET_ENV
+from aiprep.smoke import read_timings, shards
 from conftest import smoke_report
 
 ROOT = default_bank_root()
@@ -46,6 +47,10 @@ def _comparing_solutions() -> list[str]:
 
 
 COMPARING = _comparing_solutions()
+
+# The comparisons run in a few parts, balanced by the solutions' recorded compute times, so
+# that test workers share them (one part is one TensorFlow import per oneDNN setting).
+PARTS = [p for p in shards(COMPARING, read_timings(ROOT), 4) if p]
 
 # One process per oneDNN setting imports TensorFlow (about 3 s, paid twice, not twice per
 # solution) and forks a fresh child per solution, before TensorFlow's runtime starts: a
@@ -84,12 +89,16 @@ def test_the_equality_solutions_expose_their_comparisons() -> None:
     assert MUST_COMPARE <= set(COMPARING)
 
 
-def _comparisons(onednn: str) -> dict[str, dict[str, list[Any]]]:
-    """Every comparing solution's comparisons under TF_ENABLE_ONEDNN_OPTS=onednn:
+def test_the_parts_cover_every_comparing_solution_once() -> None:
+    assert sorted(m for part in PARTS for m in part) == sorted(COMPARING)
+
+
+def _comparisons(onednn: str, modules: list[str]) -> dict[str, dict[str, list[Any]]]:
+    """The comparisons of ``modules`` under TF_ENABLE_ONEDNN_OPTS=onednn:
     {module: {name: [tolerance used, max |diff|, detail]}}."""
     env = dict(os.environ, **QUIET_ENV, TF_ENABLE_ONEDNN_OPTS=onednn, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, *COMPARING],
+        [sys.executable, "-c", _CHILD, *modules],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -98,7 +107,7 @@ def _comparisons(onednn: str) -> dict[str, dict[str, list[Any]]]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(found) == set(COMPARING)
+    assert set(found) == set(modules)
     raised = {m: r for m, r in found.items() if isinstance(r, str)}
     assert not raised, raised
     empty = sorted(m for m, r in found.items() if not r)
@@ -114,13 +123,14 @@ def _assert_hold(found: dict[str, dict[str, list[Any]]], onednn: str) -> None:
 
 
 @pytest.mark.slow
-def test_reference_comparisons_hold_with_onednn_off_and_on() -> None:
+@pytest.mark.parametrize("part", PARTS, ids="+".join)
+def test_reference_comparisons_hold_with_onednn_off_and_on(part: list[str]) -> None:
     smoke = smoke_report()
     smoked = None if smoke is None else smoke.get("onednn")  # the smoke's setting, if known
     for onednn in ("0", "1"):
         if smoked is not None and onednn == ("1" if smoked else "0"):
             continue  # CI's smoke ran every reference so: its passed checks are this half
-        found = _comparisons(onednn)
+        found = _comparisons(onednn, part)
         _assert_hold(found, onednn)
     if smoke is None or smoked is None:
         return
