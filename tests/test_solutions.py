@@ -93,20 +93,45 @@ def test_every_solution_has_a_wrong_answer_fixture() -> None:
 def test_a_wrong_answer_fails_the_checks(fixture: str) -> None:
     assert BANK is not None
     attempt = WRONG_ANSWERS[fixture]
-    caught_by = _caught_by(attempt)
-    # The run ends once that check has failed: what it would compute after cannot undo it
-    # (`make check-coverage` runs every wrong answer to the end, against every check).
+    # The run ends once a check that `make check-coverage` saw this wrong answer fail (run to
+    # the end, against every check) fails again: what it would compute after cannot undo it.
+    # Its CAUGHT_BY is one of them (test_each_fixture_is_recorded_failing_its_caught_by).
+    deciding = _recorded_failures(fixture) | {_caught_by(attempt)}
     result = run_solution(
         BANK.root,
         _solution_of(fixture),
         attempt=attempt,
         timeout=600,
-        stop_at=frozenset({caught_by}),
+        stop_at=frozenset(deciding),
     )
     assert result.status in ("ok", "stopped"), f"{result.message}\n{result.output_tail}"
     assert result.report is not None
     failed = {c.name for c in result.report.checks if not c.passed}
-    assert caught_by in failed, result.report.checks
+    assert failed & deciding, (deciding, result.report.checks)
+
+
+def _recorded_failures(fixture: str) -> set[str]:
+    """The checks tests/check_coverage.json records this fixture failing (none if the
+    solution is not measured yet)."""
+    _, _, variant = fixture.partition(".")[2].partition(".")
+    name = f"fixture:{variant}" if variant else "fixture"
+    solution = BY_SOLUTION.get(_solution_of(fixture), {"checks": []})
+    return {c["name"] for c in solution["checks"] if name in c["failed_by"]}
+
+
+def test_each_fixture_is_recorded_failing_its_caught_by() -> None:
+    """CAUGHT_BY names a check the fixture fails when run to the end (check-coverage's
+    record), so a run that stops at its first recorded failure proves the same."""
+    measured = [f for f in WRONG_ANSWERS if _solution_of(f) in BY_SOLUTION]
+    assert measured
+    wrong = {
+        f: _caught_by(WRONG_ANSWERS[f])
+        for f in measured
+        if _caught_by(WRONG_ANSWERS[f]) not in _recorded_failures(f)
+    }
+    assert not wrong, (
+        f"CAUGHT_BY not among the recorded failures (run make check-coverage): {wrong}"
+    )
 
 
 def test_make_demo_runs_a_question_that_exists() -> None:
@@ -181,12 +206,14 @@ BY_SOLUTION = {s["solution"]: s for s in COVERAGE["solutions"]}
 
 
 def _failing_stub(solution: dict[str, Any]) -> str | None:
-    """The first generated stub (in run order) that failed some check."""
-    failing = {name for check in solution["checks"] for name in check["failed_by"]}
-    return next(
-        (n for n in solution["wrong_answers_run"] if n.startswith("mutant:") and n in failing),
-        None,
-    )
+    """The generated stub caught earliest: the one failing the first check (in the report's
+    order) that any stub fails; its run stops there (ties: the first in run order)."""
+    order = [n for n in solution["wrong_answers_run"] if n.startswith("mutant:")]
+    for check in solution["checks"]:
+        caught = [n for n in order if n in check["failed_by"]]
+        if caught:
+            return caught[0]
+    return None
 
 
 STUBS = {
