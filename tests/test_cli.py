@@ -331,3 +331,13 @@ def test_validate_holds_an_old_id_to_one_question(good_bank: Path) -> None:
     code, out = invoke("validate", str(good_bank))
     assert code == 2 and "moved_from names 'gamma.gradient_clipping', which is still" in out
     assert moved.exists()
+
+
+def test_a_full_id_that_is_only_the_start_of_another_says_which_it_takes(
+    good_bank: Path,
+) -> None:
+    code, out = invoke("show", "alpha.gradient_clip", bank=good_bank)
+    assert code == 0
+    assert "alpha.gradient_clip is not an id; taking alpha.gradient_clipping" in out
+    code, out = invoke("show", "gradient_clip", bank=good_bank)  # a short id: no note
+    assert code == 0 and "is not an id" not in out

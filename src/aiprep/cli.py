@@ -141,6 +141,9 @@ def _question(bank: Bank, question_id: str, lang: str = "en") -> Record:
     if not found and question_id in bank.moves:  # an old id (moved_from): its question now
         found = [bank.moves[question_id]]
         click.echo(t("note.moved", lang, old=question_id, new=found[0]), err=True)
+    if len(found) == 1 and "." in question_id and found[0] != question_id:
+        # A full-looking id that is only the start of another: say which one runs.
+        click.echo(t("note.prefix", lang, old=question_id, new=found[0]), err=True)
     if len(found) > 1:
         ids = ", ".join(found[:8]) + (", …" if len(found) > 8 else "")
         raise BadInput(t("error.ambiguous", lang, id=question_id, n=len(found), ids=ids))

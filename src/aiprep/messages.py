@@ -261,6 +261,10 @@ MESSAGES: Final[dict[str, dict[Lang, str]]] = {
     "show.as_of": {"en": "as of", "zh": "信息截至"},
     "show.references": {"en": "References", "zh": "参考资料"},
     # -- errors -------------------------------------------------------------------------
+    "note.prefix": {
+        "en": "aiprep: {old} is not an id; taking {new}, the only one that starts so",
+        "zh": "aiprep：没有 {old} 这道题；按前缀取唯一匹配的 {new}",
+    },
     "note.moved": {
         "en": "aiprep: {old} is now {new}",
         "zh": "aiprep：{old} 已改为 {new}",
