@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed
 .PHONY: install demo test test-fast smoke lint schema docs bench check-coverage clean
 
 install: $(STAMP)
+	@# bytecode for the project's own files (pip compiled the dependencies): every process
+	@# that runs a solution or the CLI imports them, PYTHONDONTWRITEBYTECODE set or not
+	@$(BIN)/python -m compileall -q -j 0 src solutions tests > /dev/null || true  # a syntax error is the tests' to report
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

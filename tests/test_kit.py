@@ -4,9 +4,11 @@ it costs no TensorFlow."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiprep.kit
 
@@ -101,3 +103,101 @@ def test_timed_records_the_blocks_wall_time_and_check_close_holds_a_comparison()
     assert report.check_close("equal", compare([1.0, 2.0], [1.0, 2.0 + 1e-9], atol=1e-6))
     assert not report.check_close("far", compare([1.0], [2.0], atol=1e-6))
     assert [c.op for c in report.checks] == ["<=", "<="] and not report.passed
+
+
+def _memoized(calls: list[int]) -> Any:
+    from aiprep.kit.memo import memo
+
+    @memo
+    def weights(seed: int, shape: tuple[int, int] = (2, 3)) -> list[Any]:
+        calls.append(seed)
+        import numpy as np
+
+        return [np.full(shape, seed, np.float32)]
+
+    return weights
+
+
+def test_memo_computes_once_per_arguments_and_code_and_can_be_turned_off(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import numpy as np
+
+    monkeypatch.setenv("AIPREP_MEMO_DIR", str(tmp_path / "memo"))
+    calls: list[int] = []
+    weights = _memoized(calls)
+    first = weights(1)
+    again = weights(1)
+    assert calls == [1] and np.array_equal(first[0], again[0])  # the second read from disk
+    assert weights(2)[0][0, 0] == 2 and weights(1, (1, 1))[0].shape == (1, 1)
+    assert calls == [1, 2, 1]  # other arguments: computed
+    assert len(list((tmp_path / "memo").glob("*.pkl"))) == 3
+    monkeypatch.setenv("AIPREP_MEMO", "write")  # as smoke runs: compute, and write for others
+    weights(3)
+    weights(3)
+    assert calls == [1, 2, 1, 3, 3] and len(list((tmp_path / "memo").glob("*.pkl"))) == 4
+    monkeypatch.delenv("AIPREP_MEMO")
+
+    # Another process sees the same entries (the key holds no id or address)...
+    script = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_kit\n"
+        "calls = []; test_kit._memoized(calls)(1); print(calls)"
+    )
+    env = dict(os.environ, AIPREP_MEMO_DIR=str(tmp_path / "memo"))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
+    # ...unless it is turned off.
+    env["AIPREP_MEMO"] = "0"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "[1]", out.stderr
+
+
+def test_memo_refuses_what_could_carry_the_answer_and_results_that_do_not_pickle(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import pytest
+
+    from aiprep.kit.memo import memo
+
+    monkeypatch.setenv("AIPREP_MEMO_DIR", str(tmp_path))
+
+    @memo
+    def trained(impl: object) -> int:
+        return 1
+
+    with pytest.raises(TypeError, match="plain values only"):
+        trained(object())
+
+    @memo
+    def model() -> Any:
+        return lambda: None  # a model-like object that does not pickle
+
+    with pytest.raises(TypeError, match="does not pickle"):
+        model()
+
+
+def test_memo_recomputes_once_the_code_changes(tmp_path: Path) -> None:
+    """The key holds the source of the function's module and of the solution modules it
+    imports: an edited helper is never answered from an entry the old code wrote."""
+    topic = tmp_path / "solutions" / "topic"
+    topic.mkdir(parents=True)
+    for package in (topic.parent, topic):
+        (package / "__init__.py").write_text("")
+    (topic / "helper.py").write_text("FACTOR = 2\n")
+    (topic / "mod.py").write_text(
+        "from aiprep.kit.memo import memo\nfrom solutions.topic.helper import FACTOR\n\n"
+        "@memo\ndef value(x: int) -> int:\n    print('computed')\n    return x * FACTOR\n"
+    )
+    env = dict(os.environ, AIPREP_MEMO_DIR=str(tmp_path / "memo"), PYTHONPATH=str(tmp_path))
+    script = "from solutions.topic import mod; print(mod.value(3))"
+
+    def run() -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True
+        )
+        return out.stdout.decode().split() or [out.stderr.decode()]
+
+    assert run() == ["computed", "6"]
+    assert run() == ["6"]
+    (topic / "helper.py").write_text("FACTOR = 5\n")
+    assert run() == ["computed", "15"]

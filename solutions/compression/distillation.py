@@ -36,6 +36,7 @@ import tf_keras as keras
 
 from aiprep.kit import events, synthetic
 from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.memo import memo
 from aiprep.kit.report import SolutionReport, print_check_of
 
 SEED = 0
@@ -276,15 +277,12 @@ def soft_gradient_norm(
     return float(tf.norm(tape.gradient(loss, logits)))
 
 
-def check(impl: Answer) -> SolutionReport:
-    """Distill a teacher into ``impl.build_student`` with ``impl``'s loss and step; measure."""
-    report = SolutionReport(solution="compression.distillation")
+@memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
+def trained_teacher_weights() -> list[np.ndarray]:
+    """The teacher's weights after TEACHER_STEPS steps on ``make_data()``'s labels."""
     data = make_data()
-    _loss(report, impl)
-    dim, k = data.x_train.shape[1], data.num_classes
-
     keras.utils.set_random_seed(SEED)
-    teacher = build_teacher(dim, k)
+    teacher = build_teacher(data.x_train.shape[1], data.num_classes)
     fit_on_labels(
         teacher,
         data.x_train,
@@ -294,6 +292,18 @@ def check(impl: Answer) -> SolutionReport:
         TEACHER_BATCH,
         "train teacher",
     )
+    return list(teacher.get_weights())
+
+
+def check(impl: Answer) -> SolutionReport:
+    """Distill a teacher into ``impl.build_student`` with ``impl``'s loss and step; measure."""
+    report = SolutionReport(solution="compression.distillation")
+    data = make_data()
+    _loss(report, impl)
+    dim, k = data.x_train.shape[1], data.num_classes
+
+    teacher = build_teacher(dim, k)
+    teacher.set_weights(trained_teacher_weights())
     x_s, y_s = data.x_train[:STUDENT_POINTS], data.y_train[:STUDENT_POINTS]  # (1000, 16), (1000,)
     teacher_logits = teacher(x_s, training=False).numpy()  # (1000, 10), once: frozen teacher
 

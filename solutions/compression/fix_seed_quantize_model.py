@@ -30,12 +30,11 @@ from aiprep.kit import events, synthetic
 from aiprep.kit.report import SolutionReport, print_check_of
 from aiprep.kit.seed_code import SeedRun, run_seed
 from solutions.compression.halve_model_size import (
-    build_teacher,
     check_int8_size,
-    fit_on_labels,
     float_tflite,
     make_data,
     tflite_accuracy,
+    trained_teacher,
 )
 from solutions.compression.int8_quantization import int8_weight_tensors, scales_per_tensor
 
@@ -144,9 +143,7 @@ def check(impl: Answer) -> SolutionReport:
     report = SolutionReport(solution="compression.fix_seed_quantize_model")
     data = make_data()  # the halve_model_size data: 12x12x3 noisy class images, 10 classes
 
-    keras.utils.set_random_seed(SEED)
-    model = build_teacher(data.x_train.shape[1:], data.num_classes)  # ~179k weights
-    fit_on_labels(model, data.x_train, data.y_train, EPOCHS, "train model")
+    model = trained_teacher(EPOCHS)  # halve_model_size's teacher MLP, ~179k weights
 
     _seed_facts(report, model)
     quantized, acc_float = _post_training(report, impl, data, model)

@@ -30,6 +30,7 @@ import tf_keras as keras
 
 from aiprep.kit import events, synthetic
 from aiprep.kit.fit import fit_classifier
+from aiprep.kit.memo import memo
 from aiprep.kit.report import SolutionReport, print_check_of
 from solutions.compression.int8_quantization import float_tflite as float_tflite  # re-exported
 from solutions.compression.int8_quantization import scales_per_tensor
@@ -189,6 +190,28 @@ def build_teacher(input_shape: tuple[int, ...], num_classes: int) -> keras.Model
     return mlp(input_shape, num_classes, [256, 256], dropout=0.5)
 
 
+def trained_teacher(epochs: int = TEACHER_EPOCHS, label_shift: int = 0) -> keras.Model:
+    """``build_teacher`` trained ``epochs`` epochs on ``make_data()`` with labels
+    (y + label_shift) mod 10. The weights are kept across runs (``kit.memo``), so the wrong
+    answers and the next verify start from the same teacher without training it again;
+    weight_clustering, fix_seed_quantize_model and fix_seed_compression_snippet share it."""
+    data = make_data()
+    keras.utils.set_random_seed(SEED)
+    teacher = build_teacher(data.x_train.shape[1:], data.num_classes)
+    teacher.set_weights(teacher_weights(epochs, label_shift))
+    return teacher
+
+
+@memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
+def teacher_weights(epochs: int, label_shift: int = 0) -> list[np.ndarray]:
+    data = make_data()
+    keras.utils.set_random_seed(SEED)
+    teacher = build_teacher(data.x_train.shape[1:], data.num_classes)
+    labels = (data.y_train + label_shift) % data.num_classes  # (N,)
+    fit_on_labels(teacher, data.x_train, labels, epochs, "train teacher")
+    return list(teacher.get_weights())
+
+
 def build_student(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
     """The distillation student: 432 -> 32 -> 10, ~14k weights (12x fewer)."""
     return mlp(input_shape, num_classes, [32], dropout=0.0)
@@ -288,9 +311,7 @@ def check(impl: Answer) -> SolutionReport:
     data = make_data()
     shipped = ShippedFiles(report, data)
 
-    keras.utils.set_random_seed(SEED)
-    teacher = build_teacher(data.x_train.shape[1:], data.num_classes)
-    fit_on_labels(teacher, data.x_train, data.y_train, TEACHER_EPOCHS, "train teacher")
+    teacher = trained_teacher()
     original = float_tflite(teacher)  # measured before anything can touch the teacher
     report.metric("teacher parameters", int(teacher.count_params()))
 

@@ -26,6 +26,7 @@ import tf_keras as keras
 from aiprep.kit import synthetic
 from aiprep.kit.compare import Comparison, compare
 from aiprep.kit.fit import fit_classifier
+from aiprep.kit.memo import memo
 from aiprep.kit.report import SolutionReport, print_check_of
 
 SEED = 0
@@ -110,8 +111,23 @@ def make_data(seed: int = SEED) -> synthetic.Split:
 
 def train_mlp(data: synthetic.Split, seed: int = SEED) -> keras.Model:
     """An MLP (B, 28, 28) -> Flatten (B, 784) -> Dense 256 relu ("hidden") -> logits (B, 10)."""
+    model = mlp(data, seed)
+    model.set_weights(mlp_weights(seed))
+    return model
+
+
+@memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
+def mlp_weights(seed: int = SEED) -> list[np.ndarray]:
+    data = make_data()
+    model = mlp(data, seed)
+    fit_classifier(model, data.x_train, data.y_train, epochs=5, batch_size=64, phase="train MLP")
+    return list(model.get_weights())
+
+
+def mlp(data: synthetic.Split, seed: int = SEED) -> keras.Model:
+    """The untrained model ``train_mlp`` trains (seeded)."""
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
+    return keras.Sequential(
         [
             keras.layers.Input(data.x_train.shape[1:]),  # (B, 28, 28)
             keras.layers.Flatten(name="flatten"),  # (B, 784)
@@ -120,8 +136,6 @@ def train_mlp(data: synthetic.Split, seed: int = SEED) -> keras.Model:
         ],
         name="mlp",
     )
-    fit_classifier(model, data.x_train, data.y_train, epochs=5, batch_size=64, phase="train MLP")
-    return model
 
 
 def logits_of(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -173,8 +187,7 @@ def check(impl: Answer) -> SolutionReport:
     """Factorize a trained MLP's hidden layer with ``impl`` at several ranks; measure."""
     report = SolutionReport(solution="compression.low_rank_factorization")
     data = make_data()
-    with report.timed("train MLP"):
-        model = train_mlp(data)
+    model = train_mlp(data)  # trained once, then read from the memo cache
     full_acc = accuracy(model, data)
     report.metric("full model accuracy", full_acc)
     kernel = model.get_layer(LAYER).get_weights()[0]  # (784, 256)

@@ -28,6 +28,7 @@ import tf_keras as keras
 from aiprep.kit import events, synthetic
 from aiprep.kit.compare import compare
 from aiprep.kit.fit import fit_classifier
+from aiprep.kit.memo import memo
 from aiprep.kit.report import SolutionReport, print_check_of
 from solutions.compression.halve_model_size import float_tflite, gzipped_size, tflite_accuracy
 
@@ -110,8 +111,26 @@ def train_float_model(data: synthetic.Split) -> keras.Model:
 
     ~204k weights (~800 KB in float32), 99% of them in the two Dense kernels.
     """
+    model = float_model(data)
+    model.set_weights(float_model_weights())
+    return model
+
+
+@memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
+def float_model_weights() -> list[np.ndarray]:
+    data = make_data()
+    model = float_model(data)
+    fit_classifier(
+        model, data.x_train, data.y_train, epochs=FLOAT_EPOCHS, batch_size=BATCH_SIZE,
+        phase="train float MLP",
+    )  # fmt: skip
+    return list(model.get_weights())
+
+
+def float_model(data: synthetic.Split) -> keras.Model:
+    """The untrained model ``train_float_model`` trains (seeded)."""
     keras.utils.set_random_seed(SEED)
-    model = keras.Sequential(
+    return keras.Sequential(
         [
             keras.layers.Input(data.x_train.shape[1:]),  # (B, 28, 28)
             keras.layers.Flatten(),  # (B, 784)
@@ -119,11 +138,6 @@ def train_float_model(data: synthetic.Split) -> keras.Model:
             keras.layers.Dense(data.num_classes),  # (B, 10) logits
         ]
     )
-    fit_classifier(
-        model, data.x_train, data.y_train, epochs=FLOAT_EPOCHS, batch_size=BATCH_SIZE,
-        phase="train float MLP",
-    )  # fmt: skip
-    return model
 
 
 def dense_kernels(model: keras.Model) -> dict[str, np.ndarray]:

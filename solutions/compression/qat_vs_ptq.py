@@ -25,6 +25,7 @@ import tf_keras as keras
 
 from aiprep.kit import events, synthetic
 from aiprep.kit.fit import fit_classifier
+from aiprep.kit.memo import memo
 from aiprep.kit.metrics import accuracy
 from aiprep.kit.report import SolutionReport, print_check_of
 
@@ -136,8 +137,26 @@ def make_data(seed: int = SEED) -> synthetic.Split:
 
 def train_float_model(data: synthetic.Split) -> keras.Model:
     """2 -> 64 -> 64 -> 24 MLP (6k weights), trained to ~0.91 test accuracy."""
+    model = float_model(data)
+    model.set_weights(float_model_weights())
+    return model
+
+
+@memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
+def float_model_weights() -> list[np.ndarray]:
+    data = make_data()
+    model = float_model(data)
+    x, y = data.x_train, data.y_train  # (3000, 2), (3000,)
+    fit_classifier(
+        model, x, y, epochs=FLOAT_EPOCHS, batch_size=128, phase="float MLP", learning_rate=3e-3
+    )
+    return list(model.get_weights())
+
+
+def float_model(data: synthetic.Split) -> keras.Model:
+    """The untrained model ``train_float_model`` trains (seeded)."""
     keras.utils.set_random_seed(SEED)
-    model = keras.Sequential(
+    return keras.Sequential(
         [
             keras.layers.Input((2,)),  # (B, 2) points
             keras.layers.Dense(64, activation="relu"),  # (B, 64): 64 half-planes
@@ -145,11 +164,6 @@ def train_float_model(data: synthetic.Split) -> keras.Model:
             keras.layers.Dense(MODES),  # (B, 24) logits
         ]
     )
-    x, y = data.x_train, data.y_train  # (3000, 2), (3000,)
-    fit_classifier(
-        model, x, y, epochs=FLOAT_EPOCHS, batch_size=128, phase="float MLP", learning_rate=3e-3
-    )
-    return model
 
 
 def copy_of(model: keras.Model) -> keras.Model:

@@ -35,6 +35,7 @@ import tf_keras as keras
 
 from aiprep.kit import synthetic
 from aiprep.kit.fit import fit_classifier
+from aiprep.kit.memo import memo
 from aiprep.kit.report import SolutionReport, print_check_of
 from solutions.compression.kv_cache import (
     DecoderConfig,
@@ -131,6 +132,21 @@ def make_data(
 def train_models() -> tuple[keras.Model, keras.Model, keras.Model]:
     """(target, draft, off-data draft): the first two trained on the same data (cycle A),
     the off-data draft (same size as the draft) on cycle B: the same vocabulary, other data."""
+    target_w, draft_w, off_data_w = trained_weights()
+    target, draft, off_data = (
+        build_decoder(TARGET),
+        build_decoder(DRAFT, seed=SEED + 1),
+        build_decoder(DRAFT, seed=SEED + 1),
+    )
+    target.set_weights(target_w)
+    draft.set_weights(draft_w)
+    off_data.set_weights(off_data_w)
+    return target, draft, off_data
+
+
+@memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
+def trained_weights() -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The weights of (target, draft, off-data draft) after training."""
     data, other = make_data(SEED), make_data(SEED + 1)  # (1024, 25) each
     target = build_decoder(TARGET)
     fit_classifier(
@@ -153,13 +169,12 @@ def train_models() -> tuple[keras.Model, keras.Model, keras.Model]:
         phase="train off-data draft",
         learning_rate=3e-3,
     )
-    off_data = build_decoder(DRAFT, seed=SEED + 1)
-    off_data.set_weights(draft.get_weights())
+    off_data = draft.get_weights()
     draft.set_weights(start)
     for variable in draft.optimizer.variables():
         variable.assign(tf.zeros_like(variable))
     draft.fit(*_shifted(data), epochs=DRAFT_EPOCHS, batch_size=64, verbose=0)
-    return target, draft, off_data
+    return target.get_weights(), draft.get_weights(), off_data
 
 
 def _shifted(sequences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

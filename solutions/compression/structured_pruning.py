@@ -35,6 +35,7 @@ import tf_keras as keras
 from aiprep.kit import synthetic
 from aiprep.kit.compare import Comparison, compare
 from aiprep.kit.fit import fit_classifier
+from aiprep.kit.memo import memo
 from aiprep.kit.report import SolutionReport, print_check_of
 from solutions.compression.int8_quantization import float_tflite
 
@@ -144,16 +145,29 @@ def make_data(seed: int = SEED) -> synthetic.Split:
 def train_original(data: synthetic.Split) -> keras.Model:
     """The model to prune: (B, 28, 28) -> 784 -> 512 -> 512 -> 10 logits, ReLU, ~670k
     weights: the two hidden layers hold 99% of the multiply-adds."""
+    model = original_model(data)
+    model.set_weights(original_weights())
+    return model
+
+
+@memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
+def original_weights() -> list[np.ndarray]:
+    data = make_data()
+    model = original_model(data)
+    fit_classifier(
+        model, data.x_train, data.y_train, epochs=5, batch_size=BATCH_SIZE, phase="train MLP"
+    )
+    return list(model.get_weights())
+
+
+def original_model(data: synthetic.Split) -> keras.Model:
+    """The untrained model ``train_original`` trains (seeded)."""
     keras.utils.set_random_seed(SEED)
     layers: list[keras.layers.Layer] = [keras.layers.Input(data.x_train.shape[1:])]
     layers.append(keras.layers.Flatten())  # (B, 784)
     layers += [keras.layers.Dense(width, activation="relu") for width in HIDDEN]
     layers.append(keras.layers.Dense(data.num_classes))  # (B, 10)
-    model = keras.Sequential(layers)
-    fit_classifier(
-        model, data.x_train, data.y_train, epochs=5, batch_size=BATCH_SIZE, phase="train MLP"
-    )
-    return model
+    return keras.Sequential(layers)
 
 
 def dense_layers(model: keras.Model) -> list[keras.layers.Dense]:

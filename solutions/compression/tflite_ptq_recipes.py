@@ -30,6 +30,7 @@ import tf_keras as keras
 
 from aiprep.kit import events, synthetic
 from aiprep.kit.fit import fit_classifier
+from aiprep.kit.memo import memo
 from aiprep.kit.report import SolutionReport, print_check_of
 from solutions.compression.int8_quantization import _interpreter as tflite_interpreter
 from solutions.compression.int8_quantization import (
@@ -147,29 +148,42 @@ def make_data(seed: int = SEED) -> synthetic.Split:
     return synthetic.class_images(n_train=2000, n_test=1000, num_classes=10, seed=seed)
 
 
-def train_dense_heavy_cnn(data: synthetic.Split, seed: int = SEED) -> keras.Model:
-    """Trained float CNN, (B, 32, 32, 3) -> logits (B, 10), ~700k parameters.
+def train_dense_heavy_cnn(seed: int = SEED) -> keras.Model:
+    """``dense_heavy_cnn`` trained on ``make_data()``: the model every recipe converts."""
+    model = dense_heavy_cnn(seed)
+    model.set_weights(dense_heavy_cnn_weights(seed))
+    return model
+
+
+@memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
+def dense_heavy_cnn_weights(seed: int) -> list[np.ndarray]:
+    data = make_data()
+    model = dense_heavy_cnn(seed)
+    fit_classifier(
+        model, data.x_train, data.y_train, epochs=4, batch_size=64, phase="train float CNN"
+    )
+    return list(model.get_weights())
+
+
+def dense_heavy_cnn(seed: int = SEED) -> keras.Model:
+    """Untrained float CNN, (B, 32, 32, 3) -> logits (B, 10), ~700k parameters.
 
     A strided first convolution and no pooling after the second, so the dense layer sees
     13*13*32 = 5408 features: 99% of the weights sit in it and the int8 file approaches 1/4
     of the float one (per-channel scales, int32 biases and the graph are the rest).
     """
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
+    return keras.Sequential(
         [
-            keras.layers.Input(data.x_train.shape[1:]),  # (B, 32, 32, 3)
+            keras.layers.Input((32, 32, 3)),  # (B, 32, 32, 3): make_data's images
             keras.layers.Conv2D(16, 3, strides=2, activation="relu"),  # (B, 15, 15, 16)
             keras.layers.Conv2D(32, 3, activation="relu"),  # (B, 13, 13, 32)
             keras.layers.Flatten(),  # (B, 5408)
             keras.layers.Dense(128, activation="relu"),  # (B, 128): 692k weights
-            keras.layers.Dense(data.num_classes),  # (B, 10) logits
+            keras.layers.Dense(10),  # (B, 10) logits
         ],
         name="dense_heavy_cnn",
     )
-    fit_classifier(
-        model, data.x_train, data.y_train, epochs=4, batch_size=64, phase="train float CNN"
-    )
-    return model
 
 
 def conv_heavy_cnn(seed: int = SEED) -> keras.Model:
@@ -248,7 +262,7 @@ def check(impl: Answer) -> SolutionReport:
     """Convert one trained CNN with each of ``impl``'s recipes; types, sizes, accuracy, speed."""
     report = SolutionReport(solution="compression.tflite_ptq_recipes")
     data = make_data()
-    model = train_dense_heavy_cnn(data)
+    model = train_dense_heavy_cnn()
     report.metric("keras parameters", int(model.count_params()))
     calibration = data.x_train[:CALIBRATION_IMAGES]  # (100, 32, 32, 3)
 

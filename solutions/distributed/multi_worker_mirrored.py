@@ -60,6 +60,8 @@ EPOCHS = 4
 KILL_AT_EPOCH = 2  # worker 1 hangs as epoch index 2 (the 3rd) begins: 2 epochs backed up
 LEARNING_RATE = 0.3
 COLLECTIVE_TIMEOUT_S = 8.0  # an all-reduce waits this long for a peer, then fails
+DETECT_BOUND_S = COLLECTIVE_TIMEOUT_S + 10  # the timeout, + 10 s for a loaded machine
+HARNESS_STOP_S = DETECT_BOUND_S + 2  # a survivor with no error by then has failed the check
 # Workers vs one process: equal within ATOL + RTOL * |w| (allclose rule); see
 # reference_comparisons.
 ATOL = 1e-5
@@ -387,8 +389,8 @@ def run_cluster(
     impl: Answer, folder: Path, arrays: Path, backup_dir: Path, kill: bool, limit_s: float
 ) -> Round:
     """Start WORKERS processes running ``run_worker`` with ``impl``'s TF_CONFIG each; wait
-    for all of them, but at most ``limit_s`` in all and COLLECTIVE_TIMEOUT_S + 20 s after
-    a planned stall; stop the round as soon as a worker fails on its own, or as soon as
+    for all of them, but at most ``limit_s`` in all and HARNESS_STOP_S after a
+    planned stall; stop the round as soon as a worker fails on its own, or as soon as
     worker 0 has exited after a planned stall (the stuck worker is then killed)."""
     addresses = [f"localhost:{port}" for port in free_ports(WORKERS)]
     kill_file = folder / "stalled_at"
@@ -426,7 +428,7 @@ def run_cluster(
             if planned and codes[0] is not None:
                 break  # the survivor gave up: kill the stuck worker, as a scheduler would
             late = now - start > limit_s or (
-                planned and now - float(kill_file.read_text() or now) > COLLECTIVE_TIMEOUT_S + 20
+                planned and now - float(kill_file.read_text() or now) > HARNESS_STOP_S
             )
             if failed or late:
                 stopped = late
@@ -624,17 +626,16 @@ def _kill(report: SolutionReport, run: Round) -> None:
         else float("inf")
     )
     report.metric("survivor's error", survivor.error or "none")
-    bound = COLLECTIVE_TIMEOUT_S + 10
     report.check(
         DETECT_CHECK,
         seconds,
         "<=",
-        bound,
+        DETECT_BOUND_S,
         f"worker 1 hangs (alive, still heartbeating) as epoch {KILL_AT_EPOCH + 1} begins; "
         f"worker 0's next all-reduce fails after the {COLLECTIVE_TIMEOUT_S:g} s collective "
         f"timeout (DeadlineExceededError); + 10 s for a loaded machine. Without a timeout "
         f"it waits for the stuck peer and is stopped by this harness after "
-        f"{COLLECTIVE_TIMEOUT_S + 20:g} s: inf; a train that catches the error and returns "
+        f"{HARNESS_STOP_S:g} s: inf; a train that catches the error and returns "
         f"raises nothing: inf"
         + (" -- stopped by the harness: it hung" if run.stopped_by_harness else ""),
     )

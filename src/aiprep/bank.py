@@ -9,7 +9,6 @@ pydantic. Commands that read the bank skip a broken question file (``skip_broken
 
 from __future__ import annotations
 
-import json
 import marshal
 import os
 import re
@@ -874,7 +873,7 @@ def _cache_key(root: Path, files: list[tuple[str, int, int]]) -> str:
     """Everything a cached bank depends on: each file's size and mtime, and the loader's code."""
     here = Path(__file__).parent
     code = [(p.name, p.stat().st_mtime_ns) for p in (here / "bank.py", here / "schema.py")]
-    return json.dumps([_CACHE_FORMAT, str(root), code, files])
+    return repr([_CACHE_FORMAT, str(root), code, files])  # no json import on the warm path
 
 
 def _read_cache(path: Path, key: str) -> tuple[dict[str, Record], list[Problem]] | None:

@@ -5,7 +5,6 @@ Exit codes: 0 ok, 1 a check failed (or the solution crashed or timed out), 2 bad
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -190,6 +189,8 @@ def _complete_tag(ctx: click.Context, param: click.Parameter, incomplete: str) -
 
 
 def _print_json(data: Any) -> None:
+    import json  # only here: `list` and `show` without --json never load it
+
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
@@ -970,6 +971,8 @@ def import_progress(ctx: click.Context, path: Path) -> None:
 
     Progress on questions that have moved since the export follows them to their new ids.
     """
+    import json
+
     from aiprep.store import StoreError
 
     try:
@@ -1161,7 +1164,9 @@ def smoke(
     TensorFlow is imported once, by a fork server; each solution runs in its own forked
     process and session, so one that crashes, hangs, exits hard or eats memory fails
     alone, with the tail of its output. A reference also fails when what it states about
-    the seed's code no longer holds. Exit 1 if any solution failed.
+    the seed's code no longer holds. Each reference computes everything it could read
+    from the kit.memo cache (compute times as a fresh machine pays them) and writes it for
+    the runs after it. Exit 1 if any solution failed.
     """
     import os
 
@@ -1197,6 +1202,9 @@ def smoke(
         if path is not None and not path.absolute().parent.is_dir():
             raise BadInput(f"{path}: its folder does not exist")
     workers = jobs or os.cpu_count() or 1
+    # Every reference computes what it could read from kit.memo (compute times as a fresh
+    # machine pays them) and writes it, for the tests' and candidates' runs after it.
+    os.environ.setdefault("AIPREP_MEMO", "write")
     queue = [Job(qid, module) for qid, module in records.items()]
     console = _console()
     start = time.monotonic()
@@ -1353,6 +1361,8 @@ def check_coverage(
     summary = totals(results)
     console.print(coverage_table(results, summary))
     if json_path is not None:
+        import json
+
         data = {"totals": summary, "solutions": [r.to_dict() for r in results]}
         try:
             write_atomic(json_path, (json.dumps(data, indent=2) + "\n").encode(), force=True)

@@ -8,7 +8,6 @@ merging the shards' reports, and the solutions a change can affect (``--changed`
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import statistics
@@ -227,55 +226,13 @@ def _git_ok(root: Path, *args: str) -> bool:
 def affected(root: Path, modules: Sequence[str], changed: set[Path]) -> list[str]:
     """The solution modules whose file, or a solution or aiprep module they import (at any
     depth), or the solution they declare ``BASED_ON``, is among ``changed``."""
-    import aiprep
+    from aiprep.kit.imports import ImportGraph
 
-    package = Path(aiprep.__file__).parent.resolve()
-    solutions = (root / "solutions").resolve()
-
-    def file_of(name: str) -> Path | None:
-        parts = name.split(".")
-        if parts[0] == "solutions":
-            base = solutions.joinpath(*parts[1:])
-        elif parts[0] == "aiprep":
-            base = package.joinpath(*parts[1:])
-        else:
-            return None
-        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-            if candidate.is_file():
-                return candidate
-        return None
-
-    deps: dict[Path, set[Path]] = {}
-
-    def imports(path: Path) -> set[Path]:
-        if path not in deps:
-            deps[path] = set()
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-            names: list[str] = []
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Import):
-                    names += [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    names.append(node.module)
-                    names += [f"{node.module}.{a.name}" for a in node.names]
-                elif (
-                    isinstance(node, ast.Assign)
-                    and getattr(node.targets[0], "id", "") == "BASED_ON"
-                    and isinstance(node.value, ast.Constant)
-                    and isinstance(node.value.value, str)
-                ):
-                    names.append(f"solutions.{node.value.value}")
-            for name in names:
-                found = file_of(name)
-                if found is not None and found != path:
-                    deps[path].add(found)
-                    deps[path] |= imports(found)
-        return deps[path]
-
+    graph = ImportGraph(root / "solutions")
     out = []
     for module in modules:
-        path = file_of(f"solutions.{module}")
-        if path is not None and ({path} | imports(path)) & changed:
+        path = graph.file_of(f"solutions.{module}")
+        if path is not None and ({path} | graph.closure(path)) & changed:
             out.append(module)
     return out
 

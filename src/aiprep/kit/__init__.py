@@ -23,6 +23,11 @@ Comparisons and measurements
     ``|a - b| <= atol + rtol * |b|`` rule with the largest difference, for float checks.
     ``accuracy(model, x, y)`` (``aiprep.kit.metrics``): arg-max accuracy of a Keras-like model.
 
+Keeping work across runs (``aiprep.kit.memo``)
+    ``@memo``: a function of plain values (never ``impl``) whose pickled result, e.g. a base
+    model's or a teacher's trained weights, is kept on disk keyed by its arguments and the
+    code it imports; the wrong answers and a candidate's next ``verify`` reuse it.
+
 Devices (``aiprep.kit.devices``)
     ``use_logical_cpus(n)``: n logical CPU devices standing in for GPUs (distributed
     solutions; before TensorFlow initializes its devices).
@@ -56,7 +61,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and `smoke --changed`'s import graph; loaded lazily
-    from aiprep.kit import compare, devices, events, fit, metrics, report, seed_code, synthetic
+    from aiprep.kit import (
+        compare,
+        devices,
+        events,
+        fit,
+        imports,
+        memo,
+        metrics,
+        report,
+        seed_code,
+        synthetic,
+    )
     from aiprep.kit.compare import Comparison
     from aiprep.kit.devices import use_logical_cpus
     from aiprep.kit.fit import fit_classifier
@@ -78,7 +94,18 @@ _EXPORTS = {
     "run_seed": "seed_code",
     "SeedRun": "seed_code",
 }
-_SUBMODULES = ("report", "events", "compare", "devices", "fit", "metrics", "seed_code", "synthetic")
+_SUBMODULES = (
+    "report",
+    "events",
+    "compare",
+    "devices",
+    "fit",
+    "imports",
+    "memo",
+    "metrics",
+    "seed_code",
+    "synthetic",
+)
 
 __all__ = [
     "Check",
@@ -93,6 +120,8 @@ __all__ = [
     "events",
     "fit",
     "fit_classifier",
+    "imports",
+    "memo",
     "metrics",
     "print_check_of",
     "raised",
