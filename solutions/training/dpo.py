@@ -272,12 +272,12 @@ def sft_model() -> keras.Model:
     """The SFT model that DPO starts from (and the reference): next-token prediction on
     both response styles of ``make_data()``, so it gives "up" and "down" about even odds."""
     model = build_model()
-    model.set_weights(sft_weights())
+    model.set_weights(trained_sft_weights())
     return model
 
 
 @memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
-def sft_weights() -> list[np.ndarray]:
+def trained_sft_weights() -> list[np.ndarray]:
     sft, _, _ = make_data()
     model = build_model()
     fit_classifier(
