@@ -39,6 +39,21 @@ RUNNER_BANK = FIXTURES / "runner"
 BAD_FILES = FIXTURES / "bad"
 
 
+@pytest.fixture(scope="session", params=["fresh", "server"])
+def runner_bank(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runner fixture bank as each kind of run meets it. ``fresh``: as it is (plain
+    Python: each run starts in a fresh interpreter). ``server``: a copy whose solutions also
+    import TensorFlow (each run is forked from the TensorFlow-preloaded server)."""
+    if request.param == "fresh":
+        return RUNNER_BANK
+    root = tmp_path_factory.mktemp("runner-on-server") / "bank"
+    shutil.copytree(RUNNER_BANK, root, ignore=shutil.ignore_patterns("__pycache__"))
+    for solution in (root / "solutions" / "crash").glob("[!_]*.py"):
+        with solution.open("a", encoding="utf-8") as f:  # at the end: line numbers stay
+            f.write("\nimport tensorflow  # noqa: E402,F401  (this copy runs on the server)\n")
+    return root
+
+
 @pytest.fixture(autouse=True)
 def user_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point all user state (progress, caches) at a fresh temp dir; never the real home."""

@@ -21,7 +21,7 @@ def test_progress_events_reach_the_parent() -> None:
     events: list[dict[str, Any]] = []
     result = run_solution(GOOD_BANK, "beta.mean_estimate", on_event=events.append)
     assert result.passed
-    assert result.onednn in (True, False)  # TensorFlow is loaded (the fork server's preload)
+    assert result.tensorflow is False and result.onednn is None  # plain Python: a fresh run
     assert [e["event"] for e in events] == ["start", "advance"]
     assert events[0] == {"event": "start", "phase": "estimate", "total": 2, "unit": "step"}
 
@@ -85,10 +85,10 @@ def test_report_checks_compute_their_own_verdict() -> None:
     assert not SolutionReport("empty").passed  # no checks: nothing was proven
 
 
-def test_ctrl_c_stops_the_child_too() -> None:
+def test_ctrl_c_stops_the_child_too(runner_bank: Path) -> None:
     aiprep = Path(sys.executable).with_name("aiprep")
     proc = subprocess.Popen(
-        [str(aiprep), "--bank", str(RUNNER_BANK), "run", "crash.hang"],
+        [str(aiprep), "--bank", str(runner_bank), "run", "crash.hang"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -108,7 +108,8 @@ def test_ctrl_c_stops_the_child_too() -> None:
 
 
 def _run_below(pid: int) -> int | None:
-    """A process below ``pid`` that leads its own session: a run forked by the server."""
+    """A process below ``pid`` that leads its own session: a run (forked by the server, or
+    spawned)."""
     table = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,sid="], capture_output=True, text=True)
     rows = [tuple(int(x) for x in line.split()) for line in table.stdout.splitlines()]
     below, grew = {pid}, True
@@ -171,3 +172,23 @@ def test_concurrent_runs_share_the_cores(tmp_path: Path, monkeypatch: pytest.Mon
         timeout=60,
     )
     assert seen.read_text() == "3"
+
+
+def test_estimates_run_without_tensorflow() -> None:
+    """Every estimate in the bank is plain Python: its run starts in a fresh interpreter and
+    never loads TensorFlow; a solution that imports it runs on the TensorFlow server."""
+    from aiprep.bank import load_bank
+    from aiprep.kit.imports import ImportGraph
+    from aiprep.paths import default_bank_root
+    from aiprep.runner import needs_tensorflow
+
+    root = default_bank_root()
+    questions = load_bank(root).questions.values()
+    estimates = [str(q["solution"]) for q in questions if q["kind"] == "estimate"]
+    assert len(estimates) >= 7
+    graph = ImportGraph(root / "solutions")
+    assert needs_tensorflow(graph, root, Job("training.lora", "training.lora"))
+    jobs = [Job(m, m) for m in estimates]
+    assert not any(needs_tensorflow(graph, root, job) for job in jobs)
+    run_jobs(root, jobs, workers=2, timeout=60)
+    assert [(j.id, j.state, j.tensorflow) for j in jobs] == [(j.id, "passed", False) for j in jobs]

@@ -12,13 +12,15 @@ from aiprep.cli import cli
 from conftest import FIXTURES, RUNNER_BANK
 
 
-def test_smoke_isolates_crashes_hangs_hard_exits_and_memory_hogs(tmp_path: Path) -> None:
+def test_smoke_isolates_crashes_hangs_hard_exits_and_memory_hogs(
+    tmp_path: Path, runner_bank: Path
+) -> None:
     junit, data = tmp_path / "smoke.xml", tmp_path / "smoke.json"
     result = CliRunner().invoke(
         cli,
         [
             "--bank",
-            str(RUNNER_BANK),
+            str(runner_bank),
             "smoke",
             "--jobs",
             "3",

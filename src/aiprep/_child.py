@@ -133,7 +133,8 @@ def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None
 
     Exits the process: 0 when a report was sent, 1 on any failure. The report event also
     carries ``compute_s`` (the wall time of ``check`` itself), ``cpu_s`` (this process's
-    CPU time, its threads and waited-for children included) and ``onednn`` (``_onednn``).
+    CPU time, its threads and waited-for children included), ``onednn`` (``_onednn``) and
+    ``tensorflow`` (whether TensorFlow was loaded by then).
     """
     events.connect(fd)
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3":
@@ -155,7 +156,12 @@ def run_check(root: Path, module_name: str, fd: int, attempt: Path | None = None
         usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
         cpu = sum(u.ru_utime + u.ru_stime for u in usage)
         events.emit(
-            "report", report=report.to_dict(), compute_s=compute, cpu_s=cpu, onednn=_onednn()
+            "report",
+            report=report.to_dict(),
+            compute_s=compute,
+            cpu_s=cpu,
+            onednn=_onednn(),
+            tensorflow="tensorflow" in sys.modules,
         )
     except BaseException as e:  # report every failure, then exit non-zero
         if isinstance(e, AttemptMismatch):

@@ -776,9 +776,10 @@ def mock(
 
 
 def _warm_for(records: list[Record]) -> None:
-    """When a session may run a solution (`r`), start the runner's fork server in the
-    background: TensorFlow imports while the candidate reads, not after they press `r`."""
-    if any(q["solution"] for q in records):
+    """When a session may run a solution (`r`) that needs TensorFlow, start the runner's fork
+    server in the background: TensorFlow imports while the candidate reads, not after they
+    press `r`. Estimates are plain Python (a test holds them to it) and need no server."""
+    if any(q["solution"] and q["kind"] != "estimate" for q in records):
         from aiprep.runner import warm_up_in_background
 
         warm_up_in_background()
@@ -1380,6 +1381,9 @@ def _run_json(question_id: str, solution: str, result: Any) -> dict[str, Any]:
         "passed": result.passed,
         "message": result.message,
         "wall_s": round(result.wall_s, 3),
+        "compute_s": None if result.compute_s is None else round(result.compute_s, 3),
+        "cpu_s": None if result.cpu_s is None else round(result.cpu_s, 3),
+        "tensorflow": result.tensorflow,
         "report": result.report.to_dict() if result.report else None,
     }
 

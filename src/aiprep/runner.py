@@ -7,6 +7,11 @@ numpy), and every run is a fresh process forked from it, in its own session. A r
 crashes, hangs, exits hard or eats memory is killed (its whole process group) and
 reported with the tail of its output; nothing it does reaches the caller or the next run.
 
+A run whose solution (and attempt) loads no TensorFlow when imported (the estimates: plain
+Python) is not forked from that server but started in a fresh interpreter, which takes a
+fraction of a second; the server is then not started at all. Which runs need it is read
+from the source (``kit.imports.ImportGraph.loaded_at_import``).
+
 A run reports progress and its result as JSON lines over a pipe (``aiprep._child``); its
 stdout and stderr go to a log whose tail is kept when it fails (or, with ``verbose``,
 is copied to the caller's stderr as it is written).
@@ -30,6 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
+from aiprep.kit.imports import ImportGraph
 from aiprep.kit.report import Check, SolutionReport
 
 Event = dict[str, Any]
@@ -40,6 +46,10 @@ State = Literal["queued", "running", "passed", "failed"]
 # (absl's pre-init warnings ignore TF_CPP_MIN_LOG_LEVEL). Runs write to their logs.
 PRELOAD = ["aiprep._forkserver_stdio", "tensorflow", "tf_keras", "numpy", "aiprep._child"]
 DEFAULT_MEMORY_MB = 8192
+# A solution or attempt that imports one of these at module level runs on the server.
+TENSORFLOW_PACKAGES = frozenset(
+    {"tensorflow", "tf_keras", "keras", "transformers", "tensorflow_model_optimization"}
+)
 
 # What a run needs to keep TensorFlow's logs quiet (unless verbose).
 QUIET_ENV = {
@@ -70,6 +80,7 @@ class Job:
     compute_s: float | None = None  # the wall time of check() itself
     cpu_s: float | None = None  # the run's CPU time (threads and waited-for children included)
     onednn: bool | None = None  # TensorFlow ran its oneDNN kernels (None: unknown)
+    tensorflow: bool | None = None  # TensorFlow was loaded in the run when it reported
     report: SolutionReport | None = None
     message: str = ""  # why it failed, one line
     output_tail: str = ""
@@ -94,6 +105,7 @@ class Job:
             "compute_s": None if self.compute_s is None else round(self.compute_s, 3),
             "cpu_s": None if self.cpu_s is None else round(self.cpu_s, 3),
             "onednn": self.onednn,
+            "tensorflow": self.tensorflow,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "message": self.message,
             "output_tail": self.output_tail if self.state != "passed" else "",
@@ -113,6 +125,7 @@ class Job:
             compute_s=data.get("compute_s"),
             cpu_s=data.get("cpu_s"),
             onednn=data.get("onednn"),
+            tensorflow=data.get("tensorflow"),
             report=SolutionReport.from_dict(report) if report is not None else None,
             message=data.get("message", ""),
             output_tail=data.get("output_tail", ""),
@@ -162,6 +175,23 @@ def warm_up_in_background(verbose: bool = False) -> threading.Thread:
     return thread
 
 
+def needs_tensorflow(graph: ImportGraph, root: Path, job: Job) -> bool:
+    """Whether importing the job's solution, or its attempt, loads TensorFlow.
+
+    An attempt that does not parse counts as not loading it: its run only reports the
+    syntax error, which needs no server."""
+    solution = graph.file_of(f"solutions.{job.module}")
+    if solution is None:
+        return True  # the run reports the missing module; the server is the usual path
+    loaded = graph.loaded_at_import(solution)
+    if job.attempt is not None:
+        try:
+            loaded |= graph.loaded_at_import(job.attempt)
+        except (OSError, SyntaxError, ValueError):
+            pass
+    return bool(loaded & TENSORFLOW_PACKAGES)
+
+
 def _noop() -> None:
     """A first job for the fork server: it returns once the preloading is done."""
 
@@ -201,7 +231,7 @@ def _worker(
 @dataclass
 class _Running:
     job: Job
-    process: Any  # multiprocessing.Process of the forkserver context
+    process: Any  # multiprocessing.Process (forked from the server, or spawned)
     reader: Connection
     log: Path
     buffer: bytes = b""
@@ -246,8 +276,11 @@ def run_jobs(
     ``memory_mb`` MiB. ``on_change`` hears of each job's state changes, ``on_event`` of
     every progress event. Ctrl-C kills every running job and re-raises.
     """
-    warm_up(verbose)
-    context = _context(verbose)
+    graph = ImportGraph(root / "solutions")
+    heavy = {id(job): needs_tensorflow(graph, root, job) for job in jobs}
+    if any(heavy.values()):
+        warm_up(verbose)
+    server, fresh = _context(verbose), multiprocessing.get_context("spawn")
     queue = list(jobs)
     running: dict[int, _Running] = {}
     notify = on_change or (lambda job: None)
@@ -260,6 +293,7 @@ def run_jobs(
             while queue or running:
                 while queue and len(running) < workers:
                     job = queue.pop(0)
+                    context = server if heavy[id(job)] else fresh
                     run = _start(context, root, job, Path(tmp), cwd, env)
                     running[run.reader.fileno()] = run
                     sel.register(run.reader.fileno(), selectors.EVENT_READ)
@@ -383,6 +417,7 @@ def _read(
             run.job.compute_s = event.get("compute_s")
             run.job.cpu_s = event.get("cpu_s")
             run.job.onednn = event.get("onednn")
+            run.job.tensorflow = event.get("tensorflow")
         elif kind == "error":
             run.job.message = str(event.get("message", ""))
         elif kind == "check":

@@ -1,6 +1,8 @@
 """What a solution's code depends on: the solution and ``aiprep`` modules it imports, at any
 depth (read from the source with ``ast``, nothing imported). ``aiprep smoke --changed`` uses
-it to pick the solutions a change can affect, ``memo`` to key its cache on the code."""
+it to pick the solutions a change can affect, ``memo`` to key its cache on the code, and the
+runner to start a run without TensorFlow when importing the solution does not load it
+(``loaded_at_import``)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,27 @@ class ImportGraph:
             if candidate.is_file():
                 return candidate
         return None
+
+    def loaded_at_import(self, path: Path) -> set[str]:
+        """The top-level packages that importing ``path`` loads: its module-level imports
+        (not those inside functions or under ``if TYPE_CHECKING``), followed through the
+        solution and aiprep modules (and their packages' ``__init__``) it imports that way."""
+        seen: set[Path] = set()
+        packages: set[str] = set()
+        todo = [path.resolve()]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            for name in _module_level_names(current):
+                packages.add(name.split(".")[0])
+                parts = name.split(".")
+                for depth in range(1, len(parts) + 1):  # a.b.c runs a, a.b and a.b.c
+                    dep = self.file_of(".".join(parts[:depth]))
+                    if dep is not None:
+                        todo.append(dep.resolve())
+        return packages
 
     def closure(self, path: Path) -> set[Path]:
         """The solution and aiprep files ``path`` imports, at any depth (itself excluded unless
@@ -62,4 +85,30 @@ def _imported_names(path: Path) -> list[str]:
             and isinstance(node.value.value, str)
         ):
             names.append(f"solutions.{node.value.value}")
+    return names
+
+
+def _module_level_names(path: Path) -> list[str]:
+    """The modules ``path`` imports when it is imported: statements at module level, also
+    inside ``try`` / ``if`` / ``with`` blocks, but not under ``if TYPE_CHECKING``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: list[str] = []
+    todo: list[ast.stmt] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+            names += [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.If):
+            if "TYPE_CHECKING" not in ast.unparse(node.test):
+                todo += node.body
+            todo += node.orelse
+        elif isinstance(node, ast.Try):
+            todo += node.body + node.orelse + node.finalbody
+            for handler in node.handlers:
+                todo += handler.body
+        elif isinstance(node, ast.With):
+            todo += node.body
     return names

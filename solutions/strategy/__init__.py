@@ -1,0 +1,1 @@
+"""Reference solutions for startup strategy questions: estimates that run (plain Python, no TensorFlow)."""
