@@ -44,7 +44,7 @@ D_MODEL, N_HEADS, D_MLP, N_LAYERS = 48, 4, 96, 2
 RANK, ALPHA = 4, 8.0  # alpha / r = 2
 TARGETS = ("query", "key", "value", "out", "up", "down")  # every projection of a block
 REWIRED = 0.25  # share of the contexts whose successors change in the new language
-PRETRAIN_STEPS, FINE_TUNE_STEPS, BATCH = 300, 150, 32
+PRETRAIN_STEPS, FINE_TUNE_STEPS, BATCH = 300, 150, 16
 PRETRAIN_LR, FULL_FT_LR, LORA_LR = 3e-3, 1e-3, 3e-3
 MAX_GAP = 0.1  # nats: LoRA's held-out loss may exceed full fine-tuning's by at most this
 LAYER_CHECK = "LoRADense with set A, B vs x W + b + (alpha/r) x A B"

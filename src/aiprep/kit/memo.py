@@ -20,8 +20,11 @@ training can carry that further), and the runs of the reference comparisons unde
 other setting reuse them. An entry is a pickle in ``$AIPREP_MEMO_DIR`` (default
 ``$XDG_CACHE_HOME/aiprep/memo``, i.e. ``~/.cache/aiprep/memo``), written atomically, so runs
 side by side share it; entries unused for 30 days are removed. ``AIPREP_MEMO=0`` turns it
-off: every call computes. ``AIPREP_MEMO=write`` computes every call and writes the entry:
-``aiprep smoke`` runs so, for compute times a fresh machine pays and entries the tests read.
+off: every call computes. ``AIPREP_MEMO=write`` computes each entry once per process
+(ignoring what is on disk) and writes it; later calls in the same process with the same key
+get a copy of it: ``aiprep smoke`` runs so, for compute times a fresh machine pays (where a
+check calls the same function twice, as a fresh machine would after the first call wrote
+the entry) and entries the tests read.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ R = TypeVar("R")
 
 _PLAIN = (int, float, str, bool, type(None))
 _MAX_AGE_S = 30 * 24 * 3600
+_computed_here: dict[str, bytes] = {}  # AIPREP_MEMO=write: key -> the pickle this process made
 
 
 def memo_dir() -> Path | None:
@@ -113,7 +117,11 @@ def memo(fn: Callable[P, R]) -> Callable[P, R]:
             ).encode()
         ).hexdigest()[:32]
         path = folder / f"{fn.__qualname__}-{key}.pkl"
-        if os.environ.get("AIPREP_MEMO") != "write":
+        if key in _computed_here:  # write mode, computed earlier in this process
+            copy: R = pickle.loads(_computed_here[key])
+            return copy
+        writing = os.environ.get("AIPREP_MEMO") == "write"
+        if not writing:
             try:
                 with open(path, "rb") as f:
                     cached: R = pickle.load(f)
@@ -122,15 +130,17 @@ def memo(fn: Callable[P, R]) -> Callable[P, R]:
             except (OSError, EOFError, pickle.UnpicklingError):
                 pass  # not there (or unreadable): compute it
         result = fn(*args, **kwargs)
-        _store(folder, path, result)
+        data = _store(folder, path, result)
+        if writing:
+            _computed_here[key] = data
         return result
 
     return wrapper
 
 
-def _store(folder: Path, path: Path, result: Any) -> None:
-    """Write ``result`` to ``path`` atomically; a full disk or a read-only home only costs
-    the next run a recomputation."""
+def _store(folder: Path, path: Path, result: Any) -> bytes:
+    """Write ``result`` to ``path`` atomically and return its pickle; a full disk or a
+    read-only home only costs the next run a recomputation."""
     try:
         data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as e:
@@ -147,6 +157,7 @@ def _store(folder: Path, path: Path, result: Any) -> None:
         _prune(folder)
     except OSError:
         pass
+    return data
 
 
 def _prune(folder: Path) -> None:
