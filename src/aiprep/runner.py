@@ -7,10 +7,10 @@ numpy), and every run is a fresh process forked from it, in its own session. A r
 crashes, hangs, exits hard or eats memory is killed (its whole process group) and
 reported with the tail of its output; nothing it does reaches the caller or the next run.
 
-A run whose solution (and attempt) loads no TensorFlow when imported (the estimates: plain
-Python) is not forked from that server but started in a fresh interpreter, which takes a
-fraction of a second; the server is then not started at all. Which runs need it is read
-from the source (``kit.imports.ImportGraph.loaded_at_import``).
+A run whose solution (and attempt) cannot load TensorFlow (the estimates: plain Python) is
+not forked from that server but started in a fresh interpreter, which takes a fraction of a
+second; the server is then not started at all. Which runs need it is read from the source
+(``kit.imports.ImportGraph.may_load``).
 
 A run reports progress and its result as JSON lines over a pipe (``aiprep._child``); its
 stdout and stderr go to a log whose tail is kept when it fails (or, with ``verbose``,
@@ -176,17 +176,17 @@ def warm_up_in_background(verbose: bool = False) -> threading.Thread:
 
 
 def needs_tensorflow(graph: ImportGraph, root: Path, job: Job) -> bool:
-    """Whether importing the job's solution, or its attempt, loads TensorFlow.
+    """Whether the job's solution, or its attempt, may load TensorFlow.
 
     An attempt that does not parse counts as not loading it: its run only reports the
     syntax error, which needs no server."""
     solution = graph.file_of(f"solutions.{job.module}")
     if solution is None:
         return True  # the run reports the missing module; the server is the usual path
-    loaded = graph.loaded_at_import(solution)
+    loaded = graph.may_load(solution)
     if job.attempt is not None:
         try:
-            loaded |= graph.loaded_at_import(job.attempt)
+            loaded |= graph.may_load(job.attempt)
         except (OSError, SyntaxError, ValueError):
             pass
     return bool(loaded & TENSORFLOW_PACKAGES)

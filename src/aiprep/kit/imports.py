@@ -1,8 +1,7 @@
 """What a solution's code depends on: the solution and ``aiprep`` modules it imports, at any
 depth (read from the source with ``ast``, nothing imported). ``aiprep smoke --changed`` uses
 it to pick the solutions a change can affect, ``memo`` to key its cache on the code, and the
-runner to start a run without TensorFlow when importing the solution does not load it
-(``loaded_at_import``)."""
+runner to start a run without TensorFlow when the solution cannot load it (``may_load``)."""
 
 from __future__ import annotations
 
@@ -32,10 +31,13 @@ class ImportGraph:
                 return candidate
         return None
 
-    def loaded_at_import(self, path: Path) -> set[str]:
-        """The top-level packages that importing ``path`` loads: its module-level imports
-        (not those inside functions or under ``if TYPE_CHECKING``), followed through the
-        solution and aiprep modules (and their packages' ``__init__``) it imports that way."""
+    def may_load(self, path: Path) -> set[str]:
+        """The top-level packages that importing and running ``path`` may load: every import
+        in it and in the solution files it imports, also inside functions (a check may
+        import TensorFlow when it runs), and the module-level imports of the aiprep modules
+        they import (aiprep imports what it needs lazily, inside the function that needs
+        it: ``kit.events.keras_callback`` loads TensorFlow only when called). Imports under
+        ``if TYPE_CHECKING`` never run and do not count."""
         seen: set[Path] = set()
         packages: set[str] = set()
         todo = [path.resolve()]
@@ -44,7 +46,8 @@ class ImportGraph:
             if current in seen:
                 continue
             seen.add(current)
-            for name in _module_level_names(current):
+            in_package = current.is_relative_to(self.package)
+            for name in _runtime_names(current, anywhere=not in_package):
                 packages.add(name.split(".")[0])
                 parts = name.split(".")
                 for depth in range(1, len(parts) + 1):  # a.b.c runs a, a.b and a.b.c
@@ -88,12 +91,13 @@ def _imported_names(path: Path) -> list[str]:
     return names
 
 
-def _module_level_names(path: Path) -> list[str]:
-    """The modules ``path`` imports when it is imported: statements at module level, also
-    inside ``try`` / ``if`` / ``with`` blocks, but not under ``if TYPE_CHECKING``."""
+def _runtime_names(path: Path, anywhere: bool) -> list[str]:
+    """The modules ``path`` imports when it runs: with ``anywhere``, every import statement
+    (functions and classes included), else those at module level (also inside ``try`` /
+    ``if`` / ``with`` blocks); never those under ``if TYPE_CHECKING``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names: list[str] = []
-    todo: list[ast.stmt] = list(tree.body)
+    todo: list[ast.AST] = list(tree.body)
     while todo:
         node = todo.pop()
         if isinstance(node, ast.Import):
@@ -111,4 +115,6 @@ def _module_level_names(path: Path) -> list[str]:
                 todo += handler.body
         elif isinstance(node, ast.With):
             todo += node.body
+        elif anywhere and isinstance(node, ast.stmt):
+            todo += list(ast.iter_child_nodes(node))
     return names
