@@ -1,1 +1,1 @@
-"""Reference solutions for startup strategy questions: estimates that run (plain Python, no TensorFlow)."""
+"""Reference solutions for startup strategy questions: plain-Python estimates, no TensorFlow."""
