@@ -1203,9 +1203,6 @@ def smoke(
         if path is not None and not path.absolute().parent.is_dir():
             raise BadInput(f"{path}: its folder does not exist")
     workers = jobs or os.cpu_count() or 1
-    # Every reference computes what it could read from kit.memo (compute times as a fresh
-    # machine pays them) and writes it, for the tests' and candidates' runs after it.
-    os.environ.setdefault("AIPREP_MEMO", "write")
     queue = [Job(qid, module) for qid, module in records.items()]
     console = _console()
     start = time.monotonic()
@@ -1217,6 +1214,9 @@ def smoke(
             timeout=timeout,
             memory_mb=memory,
             on_change=display.update,
+            # Every reference computes what it could read from kit.memo (compute times as a
+            # fresh machine pays them) and writes it, for the tests' and candidates' runs.
+            env_defaults={"AIPREP_MEMO": "write"},
         )
     wall = time.monotonic() - start
     console.print(smoke_summary(queue, wall, workers))

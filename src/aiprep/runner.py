@@ -268,8 +268,12 @@ def run_jobs(
     verbose: bool = False,
     on_change: Callable[[Job], None] | None = None,
     on_event: Callable[[Job, Event], None] | None = None,
+    env_defaults: dict[str, str] | None = None,
 ) -> list[Job]:
     """Run every job, ``workers`` at a time; returns them with their results.
+
+    The runs get the caller's environment, over ``env_defaults`` (the caller's own value
+    of a variable wins) and each run's share of the cores (``thread_share``).
 
     A job fails when a check fails (for a reference: or a fact about the seed), when it
     raises, exits without a report, runs past ``timeout`` seconds or holds more than
@@ -284,7 +288,8 @@ def run_jobs(
     queue = list(jobs)
     running: dict[int, _Running] = {}
     notify = on_change or (lambda job: None)
-    cwd, env = os.getcwd(), {**thread_share(workers), **os.environ}  # the user's env wins
+    cwd = os.getcwd()
+    env = {**thread_share(workers), **(env_defaults or {}), **os.environ}  # the user's wins
     with (
         tempfile.TemporaryDirectory(prefix="aiprep-run-") as tmp,
         selectors.DefaultSelector() as sel,

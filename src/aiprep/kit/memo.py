@@ -45,7 +45,7 @@ R = TypeVar("R")
 
 _PLAIN = (int, float, str, bool, type(None))
 _MAX_AGE_S = 30 * 24 * 3600
-_computed_here: dict[str, bytes] = {}  # AIPREP_MEMO=write: key -> the pickle this process made
+_computed_here: dict[str, bytes] = {}  # AIPREP_MEMO=write: entry -> the pickle this process made
 
 
 def memo_dir() -> Path | None:
@@ -117,8 +117,8 @@ def memo(fn: Callable[P, R]) -> Callable[P, R]:
             ).encode()
         ).hexdigest()[:32]
         path = folder / f"{fn.__qualname__}-{key}.pkl"
-        if key in _computed_here:  # write mode, computed earlier in this process
-            copy: R = pickle.loads(_computed_here[key])
+        if str(path) in _computed_here:  # write mode, computed earlier in this process
+            copy: R = pickle.loads(_computed_here[str(path)])
             return copy
         writing = os.environ.get("AIPREP_MEMO") == "write"
         if not writing:
@@ -132,7 +132,7 @@ def memo(fn: Callable[P, R]) -> Callable[P, R]:
         result = fn(*args, **kwargs)
         data = _store(folder, path, result)
         if writing:
-            _computed_here[key] = data
+            _computed_here[str(path)] = data
         return result
 
     return wrapper
