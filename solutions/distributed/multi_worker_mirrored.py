@@ -262,6 +262,9 @@ def run_worker() -> None:
     """
     job = json.loads(Path(os.environ[JOB_ENV]).read_text(encoding="utf-8"))
     die_with_parent(job["parent"])
+    go = Path(job["go_file"])
+    while not go.exists():  # started early (TensorFlow imported): wait for the harness's go
+        time.sleep(0.05)
     folder = Path(job["folder"])
     out: dict[str, Any] = {"replicas": 0, "epochs": [], "forward": [], "error": None}
     weights: dict[str, np.ndarray] = {}
@@ -385,15 +388,25 @@ def started(commands: list[tuple[list[str], dict[str, str], Path]]) -> Iterator[
             p.wait()
 
 
-def run_cluster(
-    impl: Answer, folder: Path, arrays: Path, backup_dir: Path, kill: bool, limit_s: float
-) -> Round:
-    """Start WORKERS processes running ``run_worker`` with ``impl``'s TF_CONFIG each; wait
-    for all of them, but at most ``limit_s`` in all and HARNESS_STOP_S after a
-    planned stall; stop the round as soon as a worker fails on its own, or as soon as
-    worker 0 has exited after a planned stall (the stuck worker is then killed)."""
+@dataclass
+class Cluster:
+    """One start of the cluster, prepared: each worker's command and the files that steer
+    the round (``go``: the workers may start; ``kill_file``: worker 1 stalled, and when)."""
+
+    folder: Path
+    commands: list[tuple[list[str], dict[str, str], Path]]
+    go: Path
+    kill_file: Path
+
+
+def prepare_cluster(
+    impl: Answer, folder: Path, arrays: Path, backup_dir: Path, kill: bool
+) -> Cluster:
+    """The commands that start WORKERS processes running ``run_worker`` with ``impl``'s
+    TF_CONFIG each (free loopback ports picked now)."""
+    folder.mkdir()
     addresses = [f"localhost:{port}" for port in free_ports(WORKERS)]
-    kill_file = folder / "stalled_at"
+    kill_file, go = folder / "stalled_at", folder / "go"
     root = Path(__file__).resolve().parents[2]  # the bank: `solutions` is importable there
     commands = []
     for index in range(WORKERS):
@@ -406,6 +419,7 @@ def run_cluster(
             "backup_dir": str(backup_dir),
             "kill_at": KILL_AT_EPOCH if kill and index == 1 else None,
             "kill_file": str(kill_file),
+            "go_file": str(go),
             "parent": os.getpid(),
         }
         (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
@@ -418,24 +432,39 @@ def run_cluster(
         )
         argv = [sys.executable, "-c", f"import {MODULE} as m; m.run_worker()"]
         commands.append((argv, env, work / "log.txt"))
+    return Cluster(folder, commands, go, kill_file)
 
-    start, stopped = time.time(), False
-    with started(commands) as procs:
-        while None in (codes := [p.poll() for p in procs]):  # poll every one, every time
-            now = time.time()
-            planned = kill_file.exists()
-            failed = any(code not in (None, 0) for code in codes) and not planned
-            if planned and codes[0] is not None:
-                break  # the survivor gave up: kill the stuck worker, as a scheduler would
-            late = now - start > limit_s or (
-                planned and now - float(kill_file.read_text() or now) > HARNESS_STOP_S
-            )
-            if failed or late:
-                stopped = late
-                break
-            time.sleep(0.1)
-    killed_at = float(kill_file.read_text()) if kill_file.exists() else None
-    return Round([_read_worker(folder, i, procs[i]) for i in range(WORKERS)], killed_at, stopped)
+
+def run_cluster(
+    cluster: Cluster,
+    procs: list[Any],
+    limit_s: float,
+    on_stall: Callable[[], None] = lambda: None,
+) -> Round:
+    """Let the started workers go; wait for all of them, but at most ``limit_s`` in all and
+    HARNESS_STOP_S after a planned stall; stop the round as soon as a worker fails on its
+    own, or as soon as worker 0 has exited after a planned stall (the caller then kills the
+    stuck worker). ``on_stall`` runs once when the planned stall begins."""
+    cluster.go.touch()
+    start, stopped, stalled = time.time(), False, False
+    kill_file = cluster.kill_file
+    while None in (codes := [p.poll() for p in procs]):  # poll every one, every time
+        now = time.time()
+        planned = kill_file.exists()
+        if planned and not stalled:
+            stalled = True
+            on_stall()
+        failed = any(code not in (None, 0) for code in codes) and not planned
+        if planned and codes[0] is not None:
+            break  # the survivor gave up: kill the stuck worker, as a scheduler would
+        late = now - start > limit_s or (
+            planned and now - float(kill_file.read_text() or now) > HARNESS_STOP_S
+        )
+        if failed or late:
+            stopped = late
+            break
+        time.sleep(0.1)
+    return Round([], float(kill_file.read_text()) if kill_file.exists() else None, stopped)
 
 
 def _read_worker(folder: Path, index: int, proc: subprocess.Popen[bytes]) -> WorkerRun:
@@ -514,22 +543,38 @@ def kill_and_resume(
     data = make_data()
     keras.utils.set_random_seed(SEED)
     initial = build_model(data.x_train.shape[1:], data.num_classes).get_weights()
-    single = train_single_process(data, initial)
+    singles: list[SingleProcess] = []  # trained while worker 0 waits out the stall
     with tempfile.TemporaryDirectory(prefix="multi_worker_") as tmp:
         folder = Path(tmp)
         arrays = folder / "arrays.npz"
         named = {f"w{i}": w for i, w in enumerate(initial)}
         np.savez(arrays, x=data.x_train, y=data.y_train, **named)
         backup = folder / "backup"
-        rounds = []
-        for name, kill in (("killed run", True), ("resumed run", False)):
-            (folder / name).mkdir()
-            events.start(name, 1, unit="cluster run")
-            rounds.append(run_cluster(impl, folder / name, arrays, backup, kill, limit_s=180))
-            events.advance(name, 1)
-            if kill:
-                after_killed_run(rounds[0])
-    return Runs(rounds[0], rounds[1], single, initial, data)
+        first = prepare_cluster(impl, folder / "killed run", arrays, backup, kill=True)
+        second = prepare_cluster(impl, folder / "resumed run", arrays, backup, kill=False)
+        with contextlib.ExitStack() as restart:
+            # While worker 0 waits out the stall (idle CPUs), the restart's workers start
+            # (import TensorFlow; they train once `second.go` exists) and the single-process
+            # reference trains here.
+            later: list[Any] = []
+
+            def while_stalled() -> None:
+                later.extend(restart.enter_context(started(second.commands)))
+                singles.append(train_single_process(data, initial))
+
+            with started(first.commands) as procs:
+                events.start("killed run", 1, unit="cluster run")
+                killed = run_cluster(first, procs, limit_s=180, on_stall=while_stalled)
+            killed.workers = [_read_worker(first.folder, i, procs[i]) for i in range(WORKERS)]
+            events.advance("killed run", 1)
+            after_killed_run(killed)
+            events.start("resumed run", 1, unit="cluster run")
+            if not later:  # no stall in the first round (a wrong answer): start them now
+                while_stalled()
+            resumed = run_cluster(second, later, limit_s=180)
+        resumed.workers = [_read_worker(second.folder, i, later[i]) for i in range(WORKERS)]
+        events.advance("resumed run", 1)
+    return Runs(killed, resumed, singles[0], initial, data)
 
 
 def _flat(weights: list[np.ndarray]) -> np.ndarray:
