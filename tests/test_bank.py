@@ -144,6 +144,21 @@ def test_a_cached_load_equals_a_fresh_one_and_a_damaged_cache_is_rebuilt(
     assert load_bank(good_bank).questions == fresh
 
 
+def test_a_summary_load_reads_only_what_a_listing_needs(good_bank: Path) -> None:
+    """`aiprep list` asks for summaries: from the cache, each record holds SUMMARY_KEYS
+    only (the answers stay undecoded), equal to the full record's values; without a cache
+    the full records come back (a superset)."""
+    from aiprep.bank import SUMMARY_KEYS
+
+    full = load_bank(good_bank).questions  # writes the cache
+    summaries = load_bank(good_bank, summary=True).questions
+    assert summaries.keys() == full.keys()
+    for qid, record in summaries.items():
+        assert set(record) == set(SUMMARY_KEYS)
+        assert record == {k: full[qid][k] for k in SUMMARY_KEYS}
+    assert load_bank(good_bank, summary=True, use_cache=False).questions == full
+
+
 def test_cached_load_does_not_import_pydantic(good_bank: Path) -> None:
     code = (
         "import sys; from pathlib import Path; from aiprep.bank import load_bank; "

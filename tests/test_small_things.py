@@ -97,3 +97,22 @@ def test_smoke_overhead_is_seconds_with_its_meaning() -> None:
     text = _text(smoke_summary([_passed("topic.one", 2.0, 1.0)], 2.0, 1))
     assert "%" not in text
     assert "1.0 s more for start-up and uneven load" in text
+
+
+@pytest.mark.parametrize("width", [1, 2, 7, 20, 41, 100])
+def test_titles_wrap_to_the_width_in_terminal_cells(width: int) -> None:
+    """`aiprep list` wraps titles itself: every line fits in ``width`` cells (a CJK
+    character takes two), nothing is lost, and English breaks only at spaces."""
+    from rich.cells import cell_len
+
+    from aiprep.render import wrap_cells
+
+    english = "Agent unit economics: what does one agent task cost, and what must you charge?"
+    chinese = "调试融资 BP 里的单位经济模型脚本：毛利率约 100%、CAC 回本只要 9 天"
+    for text in (english, chinese, "x" * 45, "短"):
+        lines = wrap_cells(text, width)
+        assert all(cell_len(line) <= max(width, 2) for line in lines), lines
+        assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    if width >= 12:  # wider than its longest word: whole words only
+        assert " ".join(wrap_cells(english, width)) == english
+    assert wrap_cells(chinese, 20)[0] == "调试融资 BP 里的单位"  # CJK fills the line

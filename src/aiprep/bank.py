@@ -68,12 +68,16 @@ class Record(TypedDict):
 
 
 _SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 # The validated bank, cached between commands in marshal's format: it loads ~6x faster than
 # the same records as JSON (~3 vs ~17 ms for 60 questions; `list` and `show` pay it on every
 # call) and only holds dicts, lists and strings. The format is this Python's own, hence the
-# version in the name.
+# version in the name. The full records are one marshalled blob inside it, decoded only
+# when asked for: `aiprep list` reads the summaries (SUMMARY_KEYS) alone, a few percent of
+# the bytes (the answers, in two languages, are most of them).
 _CACHE_SUFFIX = f".py{sys.version_info[0]}{sys.version_info[1]}.marshal"
+# What a listing shows and filters on (Bank.select, topics, tags, moves, the table).
+SUMMARY_KEYS = ("id", "kind", "difficulty", "tags", "title", "solution", "moved_from")
 
 
 @dataclass(frozen=True, order=True)
@@ -165,13 +169,18 @@ class Bank:
 
 
 def load_bank(
-    root: Path | None = None, *, use_cache: bool = True, skip_broken: bool = False
+    root: Path | None = None,
+    *,
+    use_cache: bool = True,
+    skip_broken: bool = False,
+    summary: bool = False,
 ) -> Bank:
     """Load the bank at ``root`` (default: the shipped one); raise BankError on any problem.
 
     With ``skip_broken``, a question file with problems is left out instead and the bank
     carries the problems (``Bank.problems``): one broken file must not block reading the
-    rest. A missing bank still raises.
+    rest. A missing bank still raises. With ``summary``, the records may hold only
+    SUMMARY_KEYS (they do when the cache answers): enough for a listing.
     """
     root = (root or default_bank_root()).resolve()
     if not (root / "questions").is_dir():
@@ -180,7 +189,7 @@ def load_bank(
     files = _bank_files(root)
     key = _cache_key(root, files) if use_cache else ""
     cache_file = user_home() / "cache" / f"bank-{zlib.crc32(str(root).encode()):08x}{_CACHE_SUFFIX}"
-    cached = _read_cache(cache_file, key) if use_cache else None
+    cached = _read_cache(cache_file, key, summary) if use_cache else None
     if cached is not None:
         records, problems = cached
     else:
@@ -876,16 +885,21 @@ def _cache_key(root: Path, files: list[tuple[str, int, int]]) -> str:
     return repr([_CACHE_FORMAT, str(root), code, files])  # no json import on the warm path
 
 
-def _read_cache(path: Path, key: str) -> tuple[dict[str, Record], list[Problem]] | None:
-    """The records and problems of the last validation, when no file changed since. A
-    bank with problems is cached too: a broken file costs its validation once."""
+def _read_cache(
+    path: Path, key: str, summary: bool = False
+) -> tuple[dict[str, Record], list[Problem]] | None:
+    """The records (or with ``summary``, their summaries) and problems of the last
+    validation, when no file changed since. A bank with problems is cached too: a broken
+    file costs its validation once."""
     try:
         data = marshal.loads(path.read_bytes())
+        if not isinstance(data, dict) or data.get("key") != key:
+            return None
+        blob = data.get("questions")
+        records = data.get("summaries") if summary else marshal.loads(blob)  # type: ignore[arg-type]
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    if not isinstance(data, dict) or data.get("key") != key:
-        return None
-    records, problems = data.get("questions"), data.get("problems")
+    problems = data.get("problems")
     if not (isinstance(records, dict) and isinstance(problems, list)):
         return None
     try:
@@ -899,7 +913,13 @@ def _write_cache(path: Path, key: str, records: dict[str, Record], problems: lis
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        data = {"key": key, "questions": records, "problems": found}
+        summaries = {qid: {k: dict(q)[k] for k in SUMMARY_KEYS} for qid, q in records.items()}
+        data = {
+            "key": key,
+            "questions": marshal.dumps(records),
+            "summaries": summaries,
+            "problems": found,
+        }
         tmp.write_bytes(marshal.dumps(data))
         os.replace(tmp, path)
     except (OSError, ValueError):  # ValueError: a value marshal cannot hold

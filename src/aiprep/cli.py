@@ -113,11 +113,12 @@ def _console(stderr: bool = False) -> Console:
     return _Console(stderr=stderr, highlight=False, emoji=False)
 
 
-def _bank(ctx: click.Context, *, strict: bool = False) -> Bank:
+def _bank(ctx: click.Context, *, strict: bool = False, summary: bool = False) -> Bank:
     """The bank. Unless ``strict`` (runs that vouch for the whole bank: smoke, coverage), a
-    question file with problems is skipped with one line on stderr naming it."""
+    question file with problems is skipped with one line on stderr naming it. With
+    ``summary``, the records may hold only what a listing needs (``bank.SUMMARY_KEYS``)."""
     try:
-        bank = load_bank(ctx.obj, skip_broken=not strict)
+        bank = load_bank(ctx.obj, skip_broken=not strict, summary=summary)
     except BankError as e:
         raise BankProblems(e) from None
     for path, count in bank.broken_files.items():
@@ -278,7 +279,7 @@ def list_(
     """List the questions of the bank, filtered, with your status on each."""
     from aiprep import learner  # sqlite3 only: a listing stays quick
 
-    bank = _bank(ctx)
+    bank = _bank(ctx, summary=not as_json)  # the JSON prints the full records
     records = _selected(bank, topic, kind, difficulty, tag, lang)
     progress, at = learner.read(), learner.now()
     statuses = {q["id"]: progress.status(q["id"], at) for q in records}
@@ -298,7 +299,8 @@ def list_(
     from aiprep.render import question_table
 
     console = _console()
-    console.print(question_table(records, lang, console, shown), crop=True)
+    # soft_wrap: laid out to the width already; rich's own wrapping pass would triple the time
+    console.print(question_table(records, lang, console, shown), soft_wrap=True)
     console.print(f"\n{summary}", style="dim")
 
 

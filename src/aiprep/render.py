@@ -131,8 +131,7 @@ def question_table(
     out.append("─" * console.width + "\n", style="dim")
     for q in rows:
         title = bilingual(q["title"], lang, " / ")
-        # fold: CJK titles have no spaces to wrap at
-        lines = Text(title, overflow="fold").wrap(console, title_width)
+        lines = wrap_cells(title, title_width)
         out.append(q["id"].ljust(columns[0][1] + 2), style="cyan")
         out.append(_pad(kinds[q["id"]], columns[1][1] + 2))
         style = _DIFFICULTY_STYLE.get(q["difficulty"], "")
@@ -147,11 +146,47 @@ def question_table(
         for i, line in enumerate(lines):
             if i or below:
                 out.append(" " * indent)
-            line.rstrip()
-            out.append_text(line)
+            out.append(line)
             out.append("\n")
     out.rstrip()
     return out
+
+
+def wrap_cells(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` terminal cells (a CJK character takes two):
+    broken at spaces, and a run of CJK (which has no spaces to break at) folded anywhere to
+    fill the line; a word wider than a line is folded too. A few microseconds a title, where
+    ``rich.text.Text.wrap`` takes about a millisecond."""
+    width = max(1, width)
+    if cell_len(text) <= width:
+        return [text]
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        gap = 1 if line else 0
+        if cell_len(line) + gap + cell_len(word) <= width:
+            line += " " * gap + word
+            continue
+        wide = cell_len(word) != len(word)  # CJK: fold into what is left of this line
+        if line and not wide:
+            lines.append(line)
+            line, gap = "", 0
+        while cell_len(line) + gap + cell_len(word) > width:
+            room = width - cell_len(line) - gap
+            cut = 0
+            while cut < len(word) and cell_len(word[: cut + 1]) <= room:
+                cut += 1
+            if cut == 0 and not line:  # a character wider than the whole line
+                cut = 1
+            if cut:
+                line += " " * gap + word[:cut]
+                word = word[cut:]
+            lines.append(line)
+            line, gap = "", 0
+        line += " " * gap + word
+    if line:
+        lines.append(line)
+    return lines
 
 
 _DIFFICULTY_STYLE = {"easy": "green", "medium": "yellow", "hard": "red"}
