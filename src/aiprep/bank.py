@@ -908,12 +908,17 @@ def _read_cache(
         return None
 
 
+def _summary(record: Record) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(record)
+    return {k: fields[k] for k in SUMMARY_KEYS}
+
+
 def _write_cache(path: Path, key: str, records: dict[str, Record], problems: list[Problem]) -> None:
     found = [[str(p.path), p.line, p.message, p.fix] for p in problems]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        summaries = {qid: {k: dict(q)[k] for k in SUMMARY_KEYS} for qid, q in records.items()}
+        summaries = {qid: _summary(q) for qid, q in records.items()}
         data = {
             "key": key,
             "questions": marshal.dumps(records),
