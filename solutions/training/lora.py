@@ -24,6 +24,7 @@ The frozen base weights are compared bit for bit before and after LoRA training.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -316,28 +317,32 @@ def pretrained_gpt() -> TinyGPT:
     return model
 
 
+@functools.cache
+def trainer() -> tuple[TinyGPT, Callable[[np.ndarray, int, float, str], float], list[np.ndarray]]:
+    """One TinyGPT, its traced training step and its initial weights, for the base model's
+    pretraining and for full fine-tuning in this process: tracing costs about as much as
+    100 steps here, so both load their starting weights into this one model."""
+    model = build_gpt()
+    return model, lm_trainer(model), list(model.get_weights())
+
+
+@memo  # the answer does not enter: the wrong answers and the next verify reuse the weights
 def pretrained_weights() -> list[np.ndarray]:
-    return base_and_full_fine_tune()[0]
+    model, train, initial = trainer()
+    model.set_weights(initial)
+    train(make_data().pretrain, PRETRAIN_STEPS, PRETRAIN_LR, "pretrain tiny GPT")
+    return list(model.get_weights())
 
 
+@memo  # full fine-tuning does not involve the answer either: run once, then read
 def full_fine_tune_losses() -> tuple[float, float]:
     """Held-out losses (new language, old language) of the base model fully fine-tuned on
     the new language: the comparison LoRA is held to."""
-    return base_and_full_fine_tune()[1]
-
-
-@memo  # the answer enters neither: the wrong answers and the next verify read both
-def base_and_full_fine_tune() -> tuple[list[np.ndarray], tuple[float, float]]:
-    """Pretrain TinyGPT on the old language (its weights: the base model), then fine-tune
-    all of it on the new language and measure it. One model, so one traced training step
-    (tracing costs about as much as 100 steps here)."""
     tasks = make_data()
-    model = build_gpt()
-    train = lm_trainer(model)
-    train(tasks.pretrain, PRETRAIN_STEPS, PRETRAIN_LR, "pretrain tiny GPT")
-    base = list(model.get_weights())
+    model, train, _ = trainer()
+    model.set_weights(pretrained_weights())
     train(tasks.fine_tune, FINE_TUNE_STEPS, FULL_FT_LR, "full fine-tuning")
-    return base, (held_out_loss(model, tasks.test_new), held_out_loss(model, tasks.test_old))
+    return held_out_loss(model, tasks.test_new), held_out_loss(model, tasks.test_old)
 
 
 def copy_of(model: TinyGPT) -> TinyGPT:
