@@ -47,6 +47,7 @@ ALPHA = 0.1  # weight of the hard-label term; 1 - ALPHA on the teacher's soft ta
 TEACHER_STEPS, TEACHER_BATCH, TEACHER_LR = 600, 256, 2e-3
 STUDENT_STEPS, STUDENT_LR = 400, 1e-2  # full-batch Adam on the 1000 points, both students
 CALIBRATION_BINS = 15
+EVENT_EVERY = 40  # progress events every 40 steps: 10 points per student for a chart
 SWEEP_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)  # soft-gradient norms recorded
 GRADIENT_TEMPERATURES = (8.0, 16.0)  # checked: T above the trained logits' gaps
 LOSS_CHECK = "distillation_loss vs hand-computed KL * T^2 + CE (float64)"
@@ -168,10 +169,18 @@ def build_teacher(input_dim: int, num_classes: int) -> keras.Model:
 
 
 def fit_on_labels(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int, lr: float, batch: int, phase: str
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    steps: int,
+    lr: float,
+    batch: int,
+    phase: str,
+    monitor: Callable[[], dict[str, float]] | None = None,
 ) -> None:
     """Plain cross-entropy training with Adam: the teacher (mini-batches) and the scratch
-    student (full batch, the distilled student's schedule)."""
+    student (full batch, the distilled student's schedule). ``monitor``, if given, measures
+    the model for the progress events (the distilled student's loop sends the same values)."""
     optimizer = keras.optimizers.Adam(lr)
 
     def train_step(xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
@@ -190,8 +199,32 @@ def fit_on_labels(
     for i in range(steps):
         idx = g.integers(0, len(x), size=batch) if batch < len(x) else np.arange(len(x))
         loss = step(tf.constant(x[idx]), tf.constant(y[idx]))
-        if (i + 1) % 100 == 0:
-            events.advance(phase, i + 1, loss=float(loss))
+        if (i + 1) % EVENT_EVERY == 0:
+            events.advance(phase, i + 1, loss=float(loss), **(monitor() if monitor else {}))
+    events.finish(phase)
+
+
+def student_progress(
+    student: keras.Model, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> Callable[[], dict[str, float]]:
+    """A measurement of ``student`` for its progress events, besides its own objective
+    (``loss``: the cross-entropy for one student, the distillation loss for the other, so
+    not comparable): ``label_loss`` and ``accuracy`` on the labels of the training points
+    (x, y), ``test_accuracy`` on the test points. One traced forward pass, ~1 ms."""
+    points = tf.constant(np.concatenate([x, x_test]))  # (1000 + 4000, 16)
+    forward = tf.function(lambda p: student(p, training=False))
+
+    def measure() -> dict[str, float]:
+        logits = forward(points)  # (5000, 10)
+        train_logits, test_logits = logits[: len(x)], logits[len(x) :]
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=train_logits)
+        return {
+            "label_loss": float(tf.reduce_mean(ce)),
+            "accuracy": float(np.mean(np.argmax(train_logits, axis=-1) == y)),
+            "test_accuracy": float(np.mean(np.argmax(test_logits, axis=-1) == y_test)),
+        }
+
+    return measure
 
 
 def accuracy_of(probs: np.ndarray, y: np.ndarray) -> float:
@@ -312,7 +345,14 @@ def check(impl: Answer) -> SolutionReport:
     keras.utils.set_random_seed(SEED)
     scratch = keras.models.clone_model(student)  # same architecture, fresh weights
     fit_on_labels(
-        scratch, x_s, y_s, STUDENT_STEPS, STUDENT_LR, STUDENT_POINTS, "train student on labels"
+        scratch,
+        x_s,
+        y_s,
+        STUDENT_STEPS,
+        STUDENT_LR,
+        STUDENT_POINTS,
+        "train: student from scratch",
+        student_progress(scratch, x_s, y_s, data.x_test, data.y_test),
     )
 
     ratio = teacher.count_params() / student.count_params()
@@ -333,11 +373,14 @@ def check(impl: Answer) -> SolutionReport:
         lambda xb, yb, tb: impl.distill_step(student, optimizer, xb, yb, tb, TEMPERATURE, ALPHA)
     )
     xb, yb, tb = tf.constant(x_s), tf.constant(y_s), tf.constant(teacher_logits)
-    events.start("distill student", STUDENT_STEPS)
+    phase = "train: distilled student"
+    progress = student_progress(student, x_s, y_s, data.x_test, data.y_test)
+    events.start(phase, STUDENT_STEPS)
     for i in range(STUDENT_STEPS):
         loss = step(xb, yb, tb)
-        if (i + 1) % 100 == 0:
-            events.advance("distill student", i + 1, loss=float(loss))
+        if (i + 1) % EVENT_EVERY == 0:
+            events.advance(phase, i + 1, loss=float(loss), **progress())
+    events.finish(phase)
 
     _compare_students(report, impl, data, teacher, student, scratch)
     return report

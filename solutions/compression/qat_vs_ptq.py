@@ -73,6 +73,7 @@ def quantize_aware_training(
     quantized.compile(
         keras.optimizers.Adam(QAT_LEARNING_RATE),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],  # shown with the loss in the progress events, as the float MLP's
     )
     # Forward: weights rounded to the grid; backward: the straight-through estimator passes
     # the gradient to the float "shadow" weights, so small steps add up until a weight
@@ -83,7 +84,7 @@ def quantize_aware_training(
         batch_size=BATCH_SIZE,
         epochs=QAT_EPOCHS,
         verbose=0,
-        callbacks=[events.keras_callback(f"QAT {bits}-bit weights")],
+        callbacks=[events.keras_callback(f"train: QAT {bits}-bit")],
     )
     return quantized
 
@@ -148,7 +149,13 @@ def float_model_weights() -> list[np.ndarray]:
     model = float_model(data)
     x, y = data.x_train, data.y_train  # (3000, 2), (3000,)
     fit_classifier(
-        model, x, y, epochs=FLOAT_EPOCHS, batch_size=128, phase="float MLP", learning_rate=3e-3
+        model,
+        x,
+        y,
+        epochs=FLOAT_EPOCHS,
+        batch_size=128,
+        phase="train: float MLP",
+        learning_rate=3e-3,
     )
     return list(model.get_weights())
 

@@ -175,14 +175,19 @@ def train_under(
     policy: str,
     initial: list[np.ndarray],
     optimizer: keras.optimizers.Optimizer,
+    phase: str,
 ) -> PolicyRun:
     """Build ``impl``'s model under ``policy``, set ``initial``, take STEPS steps with
-    ``optimizer`` (already wrapped as the run wants) through ``impl.train_step``."""
+    ``optimizer`` (already wrapped as the run wants) through ``impl.train_step``.
+
+    Progress goes out as ``phase`` (one per run: three of the five runs are mixed_float16):
+    after every step the unweighted loss and the loss scale, the same names in every run so
+    a chart overlays them."""
     x, y = make_data()
     model = impl.build_model(policy, NUM_FEATURES, NUM_CLASSES)
     model.set_weights(initial)
     step = tf.function(lambda: impl.train_step(model, optimizer, x, y, LOSS_WEIGHT))
-    events.start(f"train {policy}", STEPS)
+    events.start(phase, STEPS)
 
     def current_scale() -> float:
         """A LossScaleOptimizer's S now (the property is a fresh tensor each read), else 1."""
@@ -194,11 +199,14 @@ def train_under(
     for i in range(STEPS):
         losses.append(unweighted_loss(model, x, y))
         before = current_scale()
+        # The loss after i steps (measured before step i + 1), with the scale it used.
+        events.advance(phase, i, loss=losses[-1], loss_scale=before)
         grads = step()
         skipped += current_scale() < before  # S halves exactly when the step is skipped
         first = first or list(grads)
-        events.advance(f"train {policy}", i + 1, loss=losses[-1])
     losses.append(unweighted_loss(model, x, y))
+    events.advance(phase, STEPS, loss=losses[-1], loss_scale=current_scale())
+    events.finish(phase)
     flat = np.concatenate([np.ravel(np.asarray(g, dtype=np.float64)) for g in first])
     return PolicyRun(model, flat, losses, skipped, current_scale())
 
@@ -231,13 +239,14 @@ def check(impl: Answer) -> SolutionReport:
                 policy,
                 initial,
                 impl.wrap_optimizer(policy, keras.optimizers.Adam(LEARNING_RATE)),
+                f"train: {policy}",
             )
             for policy in MIXED
         }
         # The yardstick: float32 training by this module's own functions, independent of
         # the candidate's (a wrong train_step must not move its own reference too).
         float32 = keras.optimizers.Adam(LEARNING_RATE)
-        runs["float32"] = train_under(_Reference(), "float32", initial, float32)
+        runs["float32"] = train_under(_Reference(), "float32", initial, float32, "train: float32")
     _controls(report, initial, runs["float32"])
     _where_float32_stays(report, runs)
     _gradients(report, runs)
@@ -349,7 +358,13 @@ def _controls(report: SolutionReport, initial: list[np.ndarray], float32: Policy
     do not depend on the candidate's code; they show what the checks guard against.
     """
     this = _Reference()
-    plain = train_under(this, "mixed_float16", initial, keras.optimizers.Adam(LEARNING_RATE))
+    plain = train_under(
+        this,
+        "mixed_float16",
+        initial,
+        keras.optimizers.Adam(LEARNING_RATE),
+        "train: mixed_float16, no loss scaling",
+    )
     report.metric(
         "control, mixed_float16 without loss scaling: exactly-zero gradient share",
         float(np.mean(plain.grads == 0)),
@@ -365,7 +380,9 @@ def _controls(report: SolutionReport, initial: list[np.ndarray], float32: Policy
     too_large = keras.mixed_precision.LossScaleOptimizer(
         keras.optimizers.Adam(LEARNING_RATE), initial_scale=2.0**40
     )
-    dynamic = train_under(this, "mixed_float16", initial, too_large)
+    dynamic = train_under(
+        this, "mixed_float16", initial, too_large, "train: mixed_float16, scale from 2^40"
+    )
     report.metric(
         "control, dynamic loss scale from 2^40: steps skipped (overflow)", dynamic.skipped
     )

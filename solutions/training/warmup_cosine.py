@@ -42,6 +42,7 @@ PEAK_LR = 0.05
 MIN_LR = 0.1 * PEAK_LR  # decay to 10% of the peak (Chinchilla, Llama)
 TOTAL_STEPS = 100
 WARMUP_STEPS = 30
+EVENT_EVERY = 2  # progress events every 2 steps: 50 points per run for a chart
 BATCH = 32
 SCHEDULE_CHECK = "warmup_cosine_lr vs keras CosineDecay with warmup, every step"
 NO_WARMUP_CHECK = "warmup_cosine_lr vs keras CosineDecay, warmup_steps=0"
@@ -195,7 +196,10 @@ class Trainer:
             batch = self.corpus.train[rng.integers(0, len(self.corpus.train), BATCH)]  # (B, T)
             lr = tf.constant(lrs[s], tf.float32)
             losses.append(float(self.step(tf.constant(batch), lr)))
-            events.advance(phase, s + 1, loss=losses[-1])
+            if (s + 1) % EVENT_EVERY == 0 or s + 1 == TOTAL_STEPS:
+                # The same names in both runs, so a chart overlays their loss and rate.
+                events.advance(phase, s + 1, loss=losses[-1], lr=float(lrs[s]))
+        events.finish(phase)
         return Run(np.array(losses))
 
 
@@ -243,8 +247,10 @@ def _warmup_vs_none(report: SolutionReport, impl: Answer) -> None:
     initial = build_gpt(GPTConfig(vocab=len(corpus.vocab))).get_weights()
     trainer = Trainer(corpus, initial)
     with report.timed("training, two runs"):
-        warm = trainer.run(candidate_schedule(impl, WARMUP_STEPS, TOTAL_STEPS), "with warmup")
-        cold = trainer.run(candidate_schedule(impl, 0, TOTAL_STEPS), "no warmup")
+        warm = trainer.run(
+            candidate_schedule(impl, WARMUP_STEPS, TOTAL_STEPS), "train: with warmup"
+        )
+        cold = trainer.run(candidate_schedule(impl, 0, TOTAL_STEPS), "train: no warmup")
     uniform = math.log(len(corpus.vocab))
     report.metric("loss of a uniform guess, ln(vocab)", uniform)
     for name, run in (("with warmup", warm), ("no warmup", cold)):

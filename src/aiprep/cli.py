@@ -406,11 +406,28 @@ def schema(export: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Show TensorFlow's own logs and prints.")
+@click.option("--no-plot", is_flag=True, help="No charts of the training curves at the end.")
+@click.option(
+    "--logdir",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="Write TensorBoard event files to DIR/ID/<phase> (then `tensorboard --logdir DIR`).",
+)
 @click.pass_context
-def run(ctx: click.Context, question_id: str, timeout: float, as_json: bool, verbose: bool) -> None:
+def run(
+    ctx: click.Context,
+    question_id: str,
+    timeout: float,
+    as_json: bool,
+    verbose: bool,
+    no_plot: bool,
+    logdir: Path | None,
+) -> None:
     """Run a question's reference solution and show its metrics and checks.
 
-    The solution trains in a child process (killed after --timeout seconds).
+    The solution trains in a child process (killed after --timeout seconds). On a
+    terminal, charts of the curves it reported (loss, accuracy, ... per phase) follow
+    the report; --logdir writes them for TensorBoard too.
     Exit 0 when every check passes, 1 when one fails or the run crashes.
     """
     bank = _bank(ctx)
@@ -418,7 +435,11 @@ def run(ctx: click.Context, question_id: str, timeout: float, as_json: bool, ver
     question_id = q["id"]  # a short id given: the full one
     if not q["solution"]:
         raise BadInput(t("error.not_runnable", id=question_id, kind=q["kind"]))
+    from aiprep import curves, tensorboard_log
     from aiprep.render import run_and_show
+
+    if logdir is not None and (problem := tensorboard_log.check_logdir(logdir)):
+        raise BadInput(problem)  # before the run, not after it
 
     # With --json, stdout carries only the JSON; progress still shows on a terminal's stderr.
     console = _console(stderr=as_json)
@@ -435,6 +456,10 @@ def run(ctx: click.Context, question_id: str, timeout: float, as_json: bool, ver
     )
     if as_json:
         _print_json(_run_json(question_id, q["solution"], result))
+    elif not no_plot:
+        curves.show(result.series, result.epochs)
+    if logdir is not None:
+        _write_logdir(console, logdir, question_id, result)
     ctx.exit(0 if result.reference_holds else 1)
 
 
@@ -488,6 +513,13 @@ def practice(ctx: click.Context, question_id: str, output: Path | None, force: b
 @click.option("--watch", is_flag=True, help="Verify again each time the file is saved.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Show TensorFlow's own logs and prints.")
+@click.option("--no-plot", is_flag=True, help="No charts of the training curves after a verdict.")
+@click.option(
+    "--logdir",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="Write TensorBoard event files to DIR/ID/<phase> (each verdict adds its points).",
+)
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -497,6 +529,8 @@ def verify(
     watch: bool,
     as_json: bool,
     verbose: bool,
+    no_plot: bool,
+    logdir: Path | None,
 ) -> None:
     """Check your attempt at a coding question with the reference solution's own checks.
 
@@ -514,7 +548,11 @@ def verify(
         raise BadInput(t("error.nothing_to_verify", id=question_id, kind=q["kind"]))
     if watch and as_json:
         raise BadInput(t("error.watch_json"))
+    from aiprep import curves, tensorboard_log
     from aiprep.render import run_and_show
+
+    if logdir is not None and (problem := tensorboard_log.check_logdir(logdir)):
+        raise BadInput(problem)
 
     console = _console(stderr=as_json)
     recorded: set[int] = set()  # the ratings this command has recorded: each once
@@ -533,6 +571,10 @@ def verify(
         )
         if as_json:
             _print_json({**_run_json(question_id, solution, result), "attempt": str(path)})
+        elif not no_plot:
+            curves.show(result.series, result.epochs)
+        if logdir is not None:
+            _write_logdir(console, logdir, question_id, result)
         if result.passed and 3 not in recorded:
             recorded.add(3)
             due = _record(question_id, 3)
@@ -1027,6 +1069,14 @@ def import_progress(ctx: click.Context, path: Path) -> None:
 )
 @click.option("--with-code", is_flag=True, help="Include each reference solution's source.")
 @click.option("--title", default="aiprep questions", show_default=True, help="Title of the set.")
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="SMOKE.json",
+    help="An `aiprep smoke --json` report: show beside each runnable question what its "
+    "reference measured (verdict, checks, metrics, date, charts of its curves). md and "
+    "html only; md writes the charts as SVG files beside it (set.md: set.assets/).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.pass_context
 def export(
@@ -1042,12 +1092,16 @@ def export(
     answers: bool,
     with_code: bool,
     title: str,
+    results: Path | None,
     force: bool,
 ) -> None:
     """Export a question set for instructors (same input, same bytes).
 
     The file is written atomically: never half a file, even on Ctrl-C. Refuses to
     overwrite without --force.
+
+    With --results, the instructor sheet also shows each runnable question's measured
+    evidence from a smoke report (`aiprep smoke --ids ... --json smoke.json`).
     """
     bank = _bank(ctx)
     records = _selected(bank, topic, kind, difficulty, tag)
@@ -1063,8 +1117,48 @@ def export(
         raise BadInput(f"{output} exists; pass --force to overwrite it, or -o another path")
     from aiprep.exporters import ExportOptions, items, render
 
-    options = ExportOptions(lang=lang, answers=answers, with_code=with_code, title=title)
-    data = render(fmt, items(bank.root, records, options), options)
+    measured, assets_dir = None, None
+    if results is not None:
+        if fmt not in ("md", "html"):
+            raise BadInput(f"--results works with --format md or html, not {fmt}")
+        if not answers:
+            raise BadInput("--results shows measured answers: drop --no-answers")
+        if fmt == "md" and to_stdout:
+            raise BadInput("--results with md writes chart files beside it: give -o FILE.md")
+        from aiprep.exporters.evidence import load, unknown_ids
+
+        try:
+            measured = load(results)
+        except ValueError as e:
+            raise BadInput(str(e)) from None
+        unknown = unknown_ids(measured, set(bank.questions))
+        if unknown:
+            click.echo(
+                f"warning: {results}: {len(unknown)} result(s) for ids this bank does not "
+                f"have (e.g. {unknown[0]}); is the report from another bank? Left out.",
+                err=True,
+            )
+        if fmt == "md":
+            assets_dir = output.with_name(output.stem + ".assets")
+    options = ExportOptions(
+        lang=lang,
+        answers=answers,
+        with_code=with_code,
+        title=title,
+        results=measured,
+        assets=assets_dir.name if assets_dir else "",
+    )
+    exported = items(bank.root, records, options)
+    data = render(fmt, exported, options)
+    if assets_dir is not None:
+        from aiprep.exporters.markdown import assets
+
+        for name, svg in assets(exported, options).items():
+            try:
+                assets_dir.mkdir(exist_ok=True)
+                write_atomic(assets_dir / name, svg, force=True)
+            except OSError as e:
+                raise BadInput(f"{assets_dir / name}: cannot write ({e.strerror})") from None
     if to_stdout:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -1146,6 +1240,12 @@ def _shard_option(value: str | None) -> tuple[int, int] | None:
     is_flag=True,
     help="Write each solution's compute time to solutions/timings.json (for --shard).",
 )
+@click.option(
+    "--logdir",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="Write TensorBoard event files to DIR/ID/<phase> for every solution run.",
+)
 @click.pass_context
 def smoke(
     ctx: click.Context,
@@ -1161,6 +1261,7 @@ def smoke(
     junit: Path | None,
     json_path: Path | None,
     record_timings: bool,
+    logdir: Path | None,
 ) -> None:
     """Run every reference solution's checks, in parallel, each isolated.
 
@@ -1204,6 +1305,11 @@ def smoke(
     for path in (junit, json_path):  # before a long run, not after it
         if path is not None and not path.absolute().parent.is_dir():
             raise BadInput(f"{path}: its folder does not exist")
+    if logdir is not None:
+        from aiprep import tensorboard_log
+
+        if problem := tensorboard_log.check_logdir(logdir):
+            raise BadInput(problem)
     workers = jobs or os.cpu_count() or 1
     queue = [Job(qid, module) for qid, module in records.items()]
     console = _console()
@@ -1233,6 +1339,10 @@ def smoke(
         )
     except OSError as e:
         raise BadInput(f"{e.filename}: cannot write ({e.strerror})") from None
+    if logdir is not None:
+        for job in queue:
+            _write_logdir(console, logdir, job.id, job, quiet=True)
+        console.print(f"TensorBoard logs: tensorboard --logdir {logdir}", style="dim")
     ctx.exit(0 if all(j.state == "passed" for j in queue) else 1)
 
 
@@ -1387,7 +1497,29 @@ def _run_json(question_id: str, solution: str, result: Any) -> dict[str, Any]:
         "cpu_s": None if result.cpu_s is None else round(result.cpu_s, 3),
         "tensorflow": result.tensorflow,
         "report": result.report.to_dict() if result.report else None,
+        "series": result.series,  # phase -> metric -> [[step, value], ...]
+        "epochs": result.epochs,  # phase -> [[step, epoch], ...]
     }
+
+
+def _write_logdir(
+    console: Console, logdir: Path, question_id: str, result: Any, quiet: bool = False
+) -> None:
+    """Write a run's TensorBoard event files (``--logdir``) and say where they are."""
+    from aiprep import tensorboard_log
+
+    try:
+        written = tensorboard_log.write_job(logdir, result, question_id)
+    except OSError as e:
+        raise BadInput(f"--logdir {logdir}: cannot write ({e.strerror})") from None
+    if not quiet:
+        runs = ", ".join(p.name for p in written) or "nothing to log"
+        console.print(
+            f"TensorBoard: {logdir / tensorboard_log.run_name(question_id)} ({runs}); "
+            f"view with `tensorboard --logdir {logdir}`",
+            style="dim",
+            soft_wrap=True,
+        )
 
 
 def main() -> NoReturn:

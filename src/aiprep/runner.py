@@ -20,6 +20,7 @@ is copied to the caller's stderr as it is written).
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import selectors
@@ -85,6 +86,12 @@ class Job:
     message: str = ""  # why it failed, one line
     output_tail: str = ""
     peak_rss_mb: float = 0.0
+    # What the run trained, as its progress events told it: phase -> metric -> [[step,
+    # value], ...] in the order received (for the terminal chart, TensorBoard, exports).
+    series: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+    # phase -> [[step, epoch], ...]: the steps whose event carried an epoch (a chart may
+    # then plot per epoch).
+    epochs: dict[str, list[list[float]]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -110,6 +117,8 @@ class Job:
             "message": self.message,
             "output_tail": self.output_tail if self.state != "passed" else "",
             "report": self.report.to_dict() if self.report else None,
+            "series": self.series,
+            "epochs": self.epochs,
         }
 
     @classmethod
@@ -130,6 +139,8 @@ class Job:
             message=data.get("message", ""),
             output_tail=data.get("output_tail", ""),
             peak_rss_mb=data.get("peak_rss_mb", 0.0),
+            series=data.get("series") or {},
+            epochs=data.get("epochs") or {},
         )
 
 
@@ -432,12 +443,42 @@ def _read(
                 run.stopped_at = found.name
                 return False  # decided: the caller ends the run here
         else:
+            if kind == "advance":
+                _record_series(run.job, event)
             if on_event is not None:
                 on_event(run.job, event)
             if kind in ("start", "advance") and run.job.phase != event.get("phase"):
                 run.job.phase = str(event.get("phase", ""))
                 notify(run.job)
     return True
+
+
+def _record_series(job: Job, event: Event) -> None:
+    """Add an ``advance`` event's values to ``job.series`` (and its epoch to ``job.epochs``).
+
+    The step is the event's ``completed``; ``epoch`` is an x-axis, not a metric. A value
+    that is not a finite number (a NaN loss, a string) is left out: no chart or TensorBoard
+    scalar could show it."""
+    phase = str(event.get("phase", ""))
+    values = event.get("values")
+    try:
+        step = float(event.get("completed", 0))
+    except (TypeError, ValueError):
+        return
+    if not isinstance(values, dict) or not math.isfinite(step):
+        return
+    metrics = job.series.setdefault(phase, {})
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            continue
+        if name == "epoch":
+            job.epochs.setdefault(phase, []).append([step, float(value)])
+        else:
+            metrics.setdefault(str(name), []).append([step, float(value)])
+    if not metrics:
+        del job.series[phase]
 
 
 def _finish(run: _Running, why: str, verbose: bool) -> None:

@@ -31,11 +31,15 @@ def report(jobs: Sequence[Job], wall_s: float, workers: int, digest: str) -> dic
 
     ``onednn`` says whether the runs used TensorFlow's oneDNN kernels (True/False; None when
     unknown or mixed): the tests run the reference comparisons with the other setting only,
-    and take the smoke's passed checks as this one."""
+    and take the smoke's passed checks as this one. ``measured_at`` (the UTC date) tells a
+    reader of an export built from the report (``export --results``) how fresh it is."""
+    import datetime
+
     return {
         "format": FORMAT,
         "version": 1,
         "bank_digest": digest,
+        "measured_at": datetime.datetime.now(datetime.UTC).date().isoformat(),
         "onednn": _one({j.onednn for j in jobs if j.onednn is not None}),
         "wall_s": round(wall_s, 3),
         "jobs": workers,

@@ -12,11 +12,15 @@ import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiprep.bank import Record, solution_path
 from aiprep.ids import topic_of
 from aiprep.lang import Lang, LangChoice
 from aiprep.lang import langs as lang_choice
+
+if TYPE_CHECKING:
+    from aiprep.exporters.evidence import Results
 
 # format -> (module under aiprep.exporters, the usual file suffix)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -39,6 +43,10 @@ class ExportOptions:
     answers: bool = True  # instructor sheet (answers, key points) or student sheet
     with_code: bool = False  # include the reference solution's source
     title: str = "aiprep questions"
+    # A smoke report's measured results, shown beside each runnable question (md, html).
+    results: Results | None = None
+    # Markdown: the folder, relative to the .md file, that holds the charts' SVG files.
+    assets: str = ""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiprep.exporters import ExportOptions, Item, langs
+from aiprep.exporters.evidence import Evidence, evidence_of
 from aiprep.lang import Bilingual
 
 LETTERS = "ABCDEFGHIJ"
@@ -29,6 +30,9 @@ HEADS = {
         "students": "student sheet, no answers",
         "as_of": "as of",
         "references": "References",
+        "evidence": "Measured",
+        "checks": "Checks",
+        "metrics": "Metrics",
     },
     "zh": {
         "contents": "目录",
@@ -43,6 +47,9 @@ HEADS = {
         "students": "学生版，不含答案",
         "as_of": "信息截至",
         "references": "参考资料",
+        "evidence": "实测结果",
+        "checks": "检查",
+        "metrics": "指标",
     },
 }
 
@@ -70,6 +77,8 @@ class Question:
     source: str  # plain text
     as_of: str | None  # "as of 2026-11" in the sheet's language(s), beside the answer; or None
     references: list[tuple[str, str]] = field(default_factory=list)  # (title, url); answers only
+    # What a smoke run of its reference measured (``--results``); answers only.
+    evidence: Evidence | None = None
 
 
 @dataclass
@@ -141,6 +150,7 @@ def document(items: Sequence[Item], options: ExportOptions) -> Document:
                     if options.answers
                     else []
                 ),
+                evidence=evidence_of(item.id, options.results) if options.answers else None,
             )
         )
     count = len(items)

@@ -20,6 +20,7 @@ from pygments.util import ClassNotFound
 
 from aiprep.exporters import ExportOptions, Item
 from aiprep.exporters.document import Choice, Document, Question, document
+from aiprep.exporters.evidence import Evidence, summary
 
 _FORMATTER = HtmlFormatter(nowrap=True)
 
@@ -78,6 +79,14 @@ ol.choices { list-style: upper-alpha; } ol.choices li { margin: .2rem 0; }
 .toggle:focus-visible + label { outline: 2px solid #0969da; }
 .folded { display: none; } .toggle:checked + label + .folded { display: block; }
 ul.points { list-style: "☐ "; } ul.marked { list-style: none; padding-left: .5rem; }
+.evidence { border-left: 3px solid var(--line); padding-left: .8rem; margin: .6rem 0; }
+.evidence.passed { border-color: var(--ok); } .evidence.failed { border-color: var(--no); }
+.evidence table { border-collapse: collapse; font-size: .9rem; }
+.evidence td, .evidence th { padding: .1rem .6rem .1rem 0; text-align: left; }
+.evidence td.num { font-family: ui-monospace, monospace; }
+.evidence .metrics { color: var(--dim); font-size: .9rem; }
+.evidence figure { margin: .4rem 0; }
+.evidence svg { display: block; max-width: 100%; height: auto; }
 @media print {
   body { margin: 0; max-width: none; } .toggle + label { display: none; }
   .folded { display: block; } nav.toc { break-after: page; } a { color: inherit; }
@@ -136,6 +145,33 @@ def answer_sections(q: Question, heads: dict[str, str], *, highlight: bool = Tru
     return out
 
 
+def evidence_section(ev: Evidence, heads: dict[str, str]) -> str:
+    """What a smoke run measured for the question: verdict, checks, metrics and the
+    training curves as inline SVG (inert, see ``svg_chart``)."""
+    ok, no = '<span class="ok">✓</span>', '<span class="no">✗</span>'
+    rows = "".join(
+        f"<tr><td>{ok if c.passed else no}</td><td>{escape(c.name)}</td>"
+        f'<td class="num">{escape(c.value)}</td><td class="num">{escape(c.rule)}</td></tr>'
+        for c in ev.checks
+    )
+    out = [
+        f'<section class="evidence {"passed" if ev.passed else "failed"}">',
+        f"<h4>{escape(heads['evidence'])} · {escape(summary(ev))}</h4>",
+    ]
+    if ev.message and not ev.passed:
+        out.append(f'<p class="no">{escape(ev.message)}</p>')
+    if rows:
+        out.append(f'<table class="checks"><caption hidden>{escape(heads["checks"])}</caption>')
+        out.append(f"{rows}</table>")
+    if ev.metrics:
+        shown = " · ".join(f"{escape(name)}: <b>{escape(value)}</b>" for name, value in ev.metrics)
+        more = f" · and {ev.more_metrics} more" if ev.more_metrics else ""
+        out.append(f'<p class="metrics">{escape(heads["metrics"])}: {shown}{more}</p>')
+    out += [f'<figure class="chart">{chart.svg}</figure>' for chart in ev.charts]
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def _fold(ident: str, label: str, body: str) -> str:
     return (
         f'<input type="checkbox" class="toggle" id="{ident}">'
@@ -162,6 +198,8 @@ def _question(q: Question, doc: Document) -> str:
     answer = answer_sections(q, h)
     if answer:
         out.append(_fold(f"{q.anchor}-answer", h["show"], "\n".join(answer) + "\n"))
+    if q.evidence is not None:
+        out.append(evidence_section(q.evidence, h))
     out.append(f'<p class="source">source: {escape(q.source)}</p>')
     out.append("</article>")
     return "\n".join(out)

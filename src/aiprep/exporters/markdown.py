@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from aiprep.exporters import ExportOptions, Item
 from aiprep.exporters.document import Document, Question, document
+from aiprep.exporters.evidence import Evidence, summary
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
@@ -41,7 +42,45 @@ def inert(text: str) -> str:
     return "\n".join(out)
 
 
-def _question(q: Question, doc: Document) -> list[str]:
+def _cell(text: str) -> str:
+    return inert(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _evidence(ev: Evidence, heads: dict[str, str], assets: str) -> list[str]:
+    """The measured evidence: a table of checks, the metrics, and each chart as an image
+    whose SVG file lies in ``assets`` beside the .md file (Markdown viewers such as
+    GitHub's drop inline ``<svg>``, but show an image file)."""
+    lines = [f"#### {heads['evidence']} · {inert(summary(ev))}", ""]
+    if ev.message and not ev.passed:
+        lines += [f"> {_cell(ev.message)}", ""]
+    if ev.checks:
+        lines += [f"| | {heads['checks']} | value | rule |", "|---|---|---|---|"]
+        for c in ev.checks:
+            mark = "✓" if c.passed else "✗"
+            lines.append(f"| {mark} | {_cell(c.name)} | {_cell(c.value)} | {_cell(c.rule)} |")
+        lines.append("")
+    if ev.metrics:
+        lines += [f"{heads['metrics']}:", ""]
+        lines += [f"- {inert(name)}: **{inert(value)}**" for name, value in ev.metrics]
+        if ev.more_metrics:
+            lines.append(f"- and {ev.more_metrics} more")
+        lines.append("")
+    for chart in ev.charts:
+        lines += [f"![{_cell(chart.metric)} by step](<{assets}/{chart.file}>)", ""]
+    return lines
+
+
+def assets(items: Sequence[Item], options: ExportOptions) -> dict[str, bytes]:
+    """The chart files the Markdown links to, by file name (in ``options.assets``)."""
+    out = {}
+    for topic in document(items, options).topics:
+        for q in topic.questions:
+            for chart in q.evidence.charts if q.evidence else []:
+                out[chart.file] = chart.svg.encode("utf-8")
+    return out
+
+
+def _question(q: Question, doc: Document, assets: str = "") -> list[str]:
     h = doc.heads
     lines = [f'<a id="{q.anchor}"></a>', "", f"### {q.id}: {inert(q.title)}", ""]
     lines += [f"*{inert(q.meta)}*", "", inert(q.prompt), ""]
@@ -71,6 +110,8 @@ def _question(q: Question, doc: Document) -> list[str]:
     if q.code is not None:
         fence = "`" * max([3, *(len(m) + 1 for m in re.findall(r"`{3,}", q.code))])
         lines += [f"#### {h['code']}", "", f"{fence}python", q.code.rstrip("\n"), fence, ""]
+    if q.evidence is not None:
+        lines += _evidence(q.evidence, h, assets)
     lines += [f"<sub>source: {inert(q.source)}</sub>", ""]
     return lines
 
@@ -85,7 +126,7 @@ def render_text(items: Sequence[Item], options: ExportOptions) -> str:
     for topic in doc.topics:
         lines += [f"## {topic.name}", ""]
         for q in topic.questions:
-            lines += _question(q, doc)
+            lines += _question(q, doc, options.assets)
     text = "\n".join(lines).rstrip("\n") + "\n"
     return "\n".join(line.rstrip() for line in text.split("\n"))
 
