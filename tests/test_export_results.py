@@ -159,6 +159,11 @@ def test_html_export_shows_the_checks_and_an_inline_chart(tmp_path: Path) -> Non
     article = page.split('id="q-beta-mean_estimate"')[1].split("</article>")[0]
     assert "passed: 1/1 checks hold" in article and "measured 2026-11-30" in article
     assert "mean error" in article and "0.0123" in article and "&lt;= 0.05" in article
+    # A Chinese sheet says it in Chinese.
+    zh = tmp_path / "zh.html"
+    code, text = invoke("--format", "html", "-o", str(zh), "--lang", "zh", "--results", str(report))
+    assert code == 0, text
+    assert "通过: 1/1 项检查成立" in zh.read_text() and "测于 2026-11-30" in zh.read_text()
     assert "samples: <b>4096</b>" in article
     assert article.count("<svg") == 1 and "<polyline" in article
     # The questions without a solution show nothing extra.

@@ -215,3 +215,5 @@ def test_the_report_says_whether_the_runs_used_onednn_and_merge_keeps_one_answer
     assert report([run("a", True), run("c", False)], 1.0, 1, "d")["onednn"] is None  # mixed
     assert merge([on, report([], 1.0, 1, "d")])["onednn"] is True  # an empty shard says nothing
     assert merge([on, off])["onednn"] is None  # the tests then run both settings
+    dated = [{**on, "measured_at": "2026-11-30"}, {**off, "measured_at": "2026-11-29"}]
+    assert merge(dated)["measured_at"] == "2026-11-29"  # the evidence is as old as its oldest

@@ -81,6 +81,10 @@ def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "version": 1,
         "bank_digest": digests.pop() if len(digests) == 1 else None,
         "onednn": _one(onednn),
+        # the earliest shard's date: when the evidence was measured, at the oldest
+        "measured_at": min(
+            (d["measured_at"] for d in reports if d.get("measured_at")), default=None
+        ),
         "wall_s": max((data["wall_s"] for data in reports), default=0.0),
         "jobs": sum(data["jobs"] for data in reports),
         "solutions": [seen[i] for i in sorted(seen)],

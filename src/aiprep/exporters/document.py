@@ -33,6 +33,11 @@ HEADS = {
         "evidence": "Measured",
         "checks": "Checks",
         "metrics": "Metrics",
+        "verdict_passed": "passed",
+        "checks_hold": "checks hold",
+        "measured_on": "measured",
+        "value": "value",
+        "rule": "rule",
     },
     "zh": {
         "contents": "目录",
@@ -50,6 +55,11 @@ HEADS = {
         "evidence": "实测结果",
         "checks": "检查",
         "metrics": "指标",
+        "verdict_passed": "通过",
+        "checks_hold": "项检查成立",
+        "measured_on": "测于",
+        "value": "数值",
+        "rule": "判据",
     },
 }
 

@@ -155,13 +155,13 @@ def charts(qid: str, series: Mapping[str, Any]) -> list[Chart]:
     return out
 
 
-def summary(ev: Evidence) -> str:
-    """One line: the verdict, how many checks hold, when."""
+def summary(ev: Evidence, heads: dict[str, str]) -> str:
+    """One line in the sheet's language(s): the verdict, how many checks hold, when."""
     held = sum(c.passed for c in ev.checks)
-    verdict = "passed" if ev.passed else ev.state.upper()
-    when = f" · measured {ev.measured_at}" if ev.measured_at else ""
-    took = f" in {ev.wall_s:.0f} s" if ev.wall_s is not None else ""
-    return f"{verdict}: {held}/{len(ev.checks)} checks hold{took}{when}"
+    verdict = heads["verdict_passed"] if ev.passed else ev.state.upper()
+    when = f" · {heads['measured_on']} {ev.measured_at}" if ev.measured_at else ""
+    took = f" · {ev.wall_s:.0f} s" if ev.wall_s is not None else ""
+    return f"{verdict}: {held}/{len(ev.checks)} {heads['checks_hold']}{took}{when}"
 
 
 def _number(value: Any) -> float:

@@ -156,7 +156,7 @@ def evidence_section(ev: Evidence, heads: dict[str, str]) -> str:
     )
     out = [
         f'<section class="evidence {"passed" if ev.passed else "failed"}">',
-        f"<h4>{escape(heads['evidence'])} · {escape(summary(ev))}</h4>",
+        f"<h4>{escape(heads['evidence'])} · {escape(summary(ev, heads))}</h4>",
     ]
     if ev.message and not ev.passed:
         out.append(f'<p class="no">{escape(ev.message)}</p>')

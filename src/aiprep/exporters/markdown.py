@@ -50,11 +50,14 @@ def _evidence(ev: Evidence, heads: dict[str, str], assets: str) -> list[str]:
     """The measured evidence: a table of checks, the metrics, and each chart as an image
     whose SVG file lies in ``assets`` beside the .md file (Markdown viewers such as
     GitHub's drop inline ``<svg>``, but show an image file)."""
-    lines = [f"#### {heads['evidence']} · {inert(summary(ev))}", ""]
+    lines = [f"#### {heads['evidence']} · {inert(summary(ev, heads))}", ""]
     if ev.message and not ev.passed:
         lines += [f"> {_cell(ev.message)}", ""]
     if ev.checks:
-        lines += [f"| | {heads['checks']} | value | rule |", "|---|---|---|---|"]
+        lines += [
+            f"| | {heads['checks']} | {heads['value']} | {heads['rule']} |",
+            "|---|---|---|---|",
+        ]
         for c in ev.checks:
             mark = "✓" if c.passed else "✗"
             lines.append(f"| {mark} | {_cell(c.name)} | {_cell(c.value)} | {_cell(c.rule)} |")
