@@ -47,7 +47,7 @@ def _verdicts(monkeypatch: pytest.MonkeyPatch, verdicts: list[bool | None]) -> N
         verdict = verdicts.pop(0)
         if verdict is None:
             raise KeyboardInterrupt
-        return SimpleNamespace(passed=verdict, message="")
+        return SimpleNamespace(passed=verdict, message="", series={}, epochs={})
 
     monkeypatch.setattr(aiprep.render, "run_and_show", fake_run)
     # the reviews verify records go to the test's own AIPREP_HOME; no hints to look up

@@ -152,6 +152,8 @@ class _Result:
     def __init__(self, passed: bool, message: str = "") -> None:
         self.passed = passed
         self.message = message
+        self.series: dict[str, object] = {}  # what a run's curves would be (none here)
+        self.epochs: dict[str, object] = {}
 
 
 @pytest.mark.parametrize(
