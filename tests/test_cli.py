@@ -266,6 +266,33 @@ def test_the_terminal_table_wraps_titles_under_their_column() -> None:
     assert continued and all(line[title_col] != " " for line in continued)
 
 
+def test_the_terminal_listing_prints_the_table_with_its_styles() -> None:
+    """`aiprep list` on a terminal writes the laid-out rows as finished segments: the
+    same text as the table, in the same colours, and no colour where the console has none."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from aiprep.bank import load_bank
+    from aiprep.render import print_rows, question_rows, question_table
+
+    records = list(load_bank(GOOD_BANK, use_cache=False).questions.values())
+    statuses = {records[0]["id"]: "failed"}
+    for color in ("truecolor", None):
+        fast, table = (
+            Console(file=io.StringIO(), width=90, force_terminal=True, color_system=color)
+            for _ in range(2)
+        )
+        print_rows(fast, question_rows(records, "zh", 90, statuses))
+        table.print(question_table(records, "zh", table, statuses), soft_wrap=True)
+        got, want = fast.file.getvalue(), table.file.getvalue()  # type: ignore[attr-defined]
+        strip = re.compile(r"\x1b\[[0-9;]*m")
+        assert strip.sub("", got).rstrip() == strip.sub("", want).rstrip()
+        assert sorted(strip.findall(got)) == sorted(strip.findall(want))
+        assert ("\x1b[36m" in got) == (color is not None)  # ids in cyan
+
+
 # -----------------------------------------------------------------------------
 # moved_from: ids are forever
 

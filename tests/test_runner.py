@@ -187,8 +187,24 @@ def test_estimates_run_without_tensorflow() -> None:
     estimates = [str(q["solution"]) for q in questions if q["kind"] == "estimate"]
     assert len(estimates) >= 7
     graph = ImportGraph(root / "solutions")
-    assert needs_tensorflow(graph, root, Job("training.lora", "training.lora"))
+    assert needs_tensorflow(graph, Job("training.lora", "training.lora"))
     jobs = [Job(m, m) for m in estimates]
-    assert not any(needs_tensorflow(graph, root, job) for job in jobs)
+    assert not any(needs_tensorflow(graph, job) for job in jobs)
     run_jobs(root, jobs, workers=2, timeout=60)
     assert [(j.id, j.state, j.tensorflow) for j in jobs] == [(j.id, "passed", False) for j in jobs]
+
+
+def test_background_warm_up_only_for_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quiz warms the fork server in the background only when a question it may run
+    loads TensorFlow: a session of estimates and numpy-only answers starts none."""
+    from aiprep import runner
+    from aiprep.paths import default_bank_root
+
+    calls: list[bool] = []
+    monkeypatch.setattr(runner, "warm_up", lambda verbose=False: calls.append(verbose))
+    root = default_bank_root()
+    plain = ["strategy.training_run_cost", "compression.int4_weight_quantization"]
+    runner.warm_up_in_background(root=root, modules=plain).join(timeout=30)
+    assert calls == []
+    runner.warm_up_in_background(root=root, modules=[*plain, "training.lora"]).join(timeout=30)
+    assert calls == [False]

@@ -116,3 +116,6 @@ def test_titles_wrap_to_the_width_in_terminal_cells(width: int) -> None:
     if width >= 12:  # wider than its longest word: whole words only
         assert " ".join(wrap_cells(english, width)) == english
     assert wrap_cells(chinese, 20)[0] == "调试融资 BP 里的单位"  # CJK fills the line
+    if width >= 4:  # closing punctuation never starts a line: its character comes down too
+        for line in wrap_cells("范围估计方法？还有，校准数据要多少。", width)[1:]:
+            assert line[0] not in "？，。", line

@@ -296,11 +296,10 @@ def list_(
 
         sys.stdout.write(question_lines(records, lang, shown) + f"\n{summary}\n")
         return
-    from aiprep.render import question_table
+    from aiprep.render import print_rows, question_rows
 
     console = _console()
-    # soft_wrap: laid out to the width already; rich's own wrapping pass would triple the time
-    console.print(question_table(records, lang, console, shown), soft_wrap=True)
+    print_rows(console, question_rows(records, lang, console.width, shown))
     console.print(f"\n{summary}", style="dim")
 
 
@@ -757,7 +756,7 @@ def quiz(
     from aiprep.quiz import Terminal, print_summary, run_quiz
 
     console = _console()
-    _warm_for(records)
+    _warm_for(bank, records)
     with _store(bank) as store:
         term = Terminal(console)
         with term.session():
@@ -811,7 +810,7 @@ def mock(
         if not queue:
             raise BadInput(t("mock.none", lang))
         console.print(mock_banner(len(queue), minutes, lang), style="bold")
-        _warm_for(queue)
+        _warm_for(bank, queue)
         term = Terminal(console)
         with term.session():
             session, missed = run_mock(term, bank, queue, store, lang, minutes)
@@ -819,14 +818,16 @@ def mock(
             print_mock_summary(console, session, bank.questions, missed, lang)
 
 
-def _warm_for(records: list[Record]) -> None:
+def _warm_for(bank: Bank, records: list[Record]) -> None:
     """When a session may run a solution (`r`) that needs TensorFlow, start the runner's fork
     server in the background: TensorFlow imports while the candidate reads, not after they
-    press `r`. Estimates are plain Python (a test holds them to it) and need no server."""
-    if any(q["solution"] and q["kind"] != "estimate" for q in records):
+    press `r`. Plain-Python solutions (estimates, numpy-only answers) need no server: the
+    background thread reads their imports and warms nothing for them."""
+    modules = [str(q["solution"]) for q in records if q["solution"]]
+    if modules:
         from aiprep.runner import warm_up_in_background
 
-        warm_up_in_background()
+        warm_up_in_background(root=bank.root, modules=modules)
 
 
 def _only_ids(bank: Bank, records: list[Record], ids: tuple[str, ...]) -> list[Record]:

@@ -90,66 +90,111 @@ def question_lines(
     return "\n".join(lines)
 
 
-def question_table(
+Piece = tuple[str, str]  # text, rich style ("" for none)
+
+
+def question_rows(
     records: Iterable[Record],
     lang: LangChoice,
-    console: Console,
+    width: int,
     statuses: dict[str, str] | None = None,
-) -> Text:
-    """The bank as aligned columns: id, kind, difficulty, run, your status (with
-    ``statuses``: id -> new, due, failed, verified, seen), and the title, wrapped last.
+) -> list[list[Piece]]:
+    """The bank as aligned columns for a terminal ``width`` cells wide, one list of styled
+    pieces per line: id, kind, difficulty, run, your status (with ``statuses``: id -> new,
+    due, failed, verified, seen), and the title, wrapped last.
 
     Laid out here rather than with ``rich.table.Table``, whose per-cell measuring costs
-    ~1 ms a row: a 150-question listing must stay about as quick as the imports it needs.
+    ~1 ms a row: a 180-question listing must stay about as quick as the imports it needs.
     """
     rows = list(records)
     head = {k: t(f"list.col.{k}", lang) for k in ("id", "kind", "difficulty", "run", "status")}
     kinds = {q["id"]: t(f"kind.{q['kind']}", lang) for q in rows}
     levels = {q["id"]: t(f"difficulty.{q['difficulty']}", lang) for q in rows}
     marks = {i: t(f"status.{s}", lang) for i, s in (statuses or {}).items()}
-    columns = [
-        (head["id"], max([cell_len(head["id"]), *(cell_len(q["id"]) for q in rows)])),
-        (head["kind"], max([cell_len(head["kind"]), *map(cell_len, kinds.values())])),
-        (head["difficulty"], max([cell_len(head["difficulty"]), *map(cell_len, levels.values())])),
-        (head["run"], max(3, cell_len(head["run"]))),
+    new = t("status.new", lang)
+    widths = [
+        max([cell_len(head["id"]), *(cell_len(q["id"]) for q in rows)]),
+        max([cell_len(head["kind"]), *map(cell_len, kinds.values())]),
+        max([cell_len(head["difficulty"]), *map(cell_len, levels.values())]),
+        max(3, cell_len(head["run"])),
     ]
+    names = [head["id"], head["kind"], head["difficulty"], head["run"]]
     if statuses is not None:
-        new = t("status.new", lang)
-        widths = [cell_len(head["status"]), cell_len(new), *map(cell_len, marks.values())]
-        columns.append((head["status"], max(widths)))
-    indent = sum(w + 2 for _, w in columns)
+        widths.append(
+            max([cell_len(head["status"]), cell_len(new), *map(cell_len, marks.values())])
+        )
+        names.append(head["status"])
+    indent = sum(w + 2 for w in widths)
     # A narrow terminal gets each title on its own line(s) under the row.
-    below = console.width - indent < 24
+    below = width - indent < 24
     if below:
         indent = 4
-    title_width = console.width - indent
-    out = Text(no_wrap=True)
-    for name, col_width in columns:
-        out.append(_pad(name, col_width + 2), style="bold")
+    title_width = width - indent
     title_head = t("list.col.title", lang)
-    out.append(("\n    " + title_head if below else title_head) + "\n", style="bold")
-    out.append("─" * console.width + "\n", style="dim")
+    header = [(_pad(name, w + 2), "bold") for name, w in zip(names, widths, strict=True)]
+    if below:
+        lines = [header, [("    " + title_head, "bold")]]
+    else:
+        lines = [[*header, (title_head, "bold")]]
+    lines.append([("─" * width, "dim")])
+    margin = " " * indent
     for q in rows:
-        title = bilingual(q["title"], lang, " / ")
-        lines = wrap_cells(title, title_width)
-        out.append(q["id"].ljust(columns[0][1] + 2), style="cyan")
-        out.append(_pad(kinds[q["id"]], columns[1][1] + 2))
-        style = _DIFFICULTY_STYLE.get(q["difficulty"], "")
-        out.append(_pad(levels[q["id"]], columns[2][1] + 2), style=style)
-        out.append(_pad(" ✓" if q["solution"] else "", columns[3][1] + 2), style="green")
+        qid = q["id"]
+        row: list[Piece] = [
+            (qid.ljust(widths[0] + 2), "cyan"),
+            (_pad(kinds[qid], widths[1] + 2), ""),
+            (_pad(levels[qid], widths[2] + 2), _DIFFICULTY_STYLE.get(q["difficulty"], "")),
+            (_pad(" ✓" if q["solution"] else "", widths[3] + 2), "green"),
+        ]
         if statuses is not None:
-            status = statuses.get(q["id"], "new")
-            mark = marks.get(q["id"], t("status.new", lang))
-            out.append(_pad(mark, columns[4][1] + 2), style=_STATUS_STYLE.get(status, ""))
+            status = statuses.get(qid, "new")
+            row.append((_pad(marks.get(qid, new), widths[4] + 2), _STATUS_STYLE.get(status, "")))
+        title = wrap_cells(bilingual(q["title"], lang, " / "), title_width) or [""]
         if below:
+            lines.append(row)
+            lines.extend([(margin + line, "")] for line in title)
+        else:
+            lines.append([*row, (title[0], "")])
+            lines.extend([(margin + line, "")] for line in title[1:])
+    return lines
+
+
+def question_table(
+    records: Iterable[Record],
+    lang: LangChoice,
+    console: Console,
+    statuses: dict[str, str] | None = None,
+) -> Text:
+    """``question_rows`` at the console's width, as one ``Text`` (for layouts and tests)."""
+    out = Text(no_wrap=True)
+    for i, line in enumerate(question_rows(records, lang, console.width, statuses)):
+        if i:
             out.append("\n")
-        for i, line in enumerate(lines):
-            if i or below:
-                out.append(" " * indent)
-            out.append(line)
-            out.append("\n")
+        for text, style in line:
+            out.append(text, style=style or None)
     out.rstrip()
     return out
+
+
+def print_rows(console: Console, lines: list[list[Piece]]) -> None:
+    """Print lines of styled pieces as they are, already laid out to the console's width.
+
+    Hands rich the finished segments (its styles, colour system, ``NO_COLOR`` and
+    recording still apply) and skips the measuring and wrapping of ``Text``: 180 rows in
+    about 8 ms instead of 20."""
+    from rich.segment import Segment, Segments
+
+    styles: dict[str, Any] = {}
+    segments: list[Segment] = []
+    newline = Segment.line()
+    for line in lines:
+        for text, name in line:
+            style = styles.get(name)
+            if style is None:
+                style = styles[name] = console.get_style(name) if name else None
+            segments.append(Segment(text, style))
+        segments.append(newline)
+    console.print(Segments(segments), soft_wrap=True, end="")
 
 
 def wrap_cells(text: str, width: int) -> list[str]:
@@ -176,6 +221,8 @@ def wrap_cells(text: str, width: int) -> list[str]:
             cut = 0
             while cut < len(word) and cell_len(word[: cut + 1]) <= room:
                 cut += 1
+            while 1 < cut < len(word) and word[cut] in _CJK_CLOSING:
+                cut -= 1  # "。" or "？" never starts a line: its character goes down with it
             if cut == 0 and not line:  # a character wider than the whole line
                 cut = 1
             if cut:

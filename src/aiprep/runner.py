@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -178,15 +178,27 @@ def warm_up(verbose: bool = False) -> None:
         _warm = True
 
 
-def warm_up_in_background(verbose: bool = False) -> threading.Thread:
+def warm_up_in_background(
+    verbose: bool = False, root: Path | None = None, modules: Iterable[str] = ()
+) -> threading.Thread:
     """``warm_up`` in a daemon thread: a session (quiz, verify --watch) starts at once and
-    its first run finds TensorFlow already imported."""
-    thread = threading.Thread(target=warm_up, args=(verbose,), name="aiprep-warm-up", daemon=True)
+    its first run finds TensorFlow already imported. Given ``root`` and the ``modules`` a
+    session may run, it warms only when one of them may load TensorFlow (read with
+    ``ast`` in the thread, so the session does not wait for that either)."""
+
+    def warm() -> None:
+        if root is not None:
+            graph = ImportGraph(root / "solutions")
+            if not any(needs_tensorflow(graph, Job(m, m)) for m in modules):
+                return
+        warm_up(verbose)
+
+    thread = threading.Thread(target=warm, name="aiprep-warm-up", daemon=True)
     thread.start()
     return thread
 
 
-def needs_tensorflow(graph: ImportGraph, root: Path, job: Job) -> bool:
+def needs_tensorflow(graph: ImportGraph, job: Job) -> bool:
     """Whether the job's solution, or its attempt, may load TensorFlow.
 
     An attempt that does not parse counts as not loading it: its run only reports the
@@ -292,7 +304,7 @@ def run_jobs(
     every progress event. Ctrl-C kills every running job and re-raises.
     """
     graph = ImportGraph(root / "solutions")
-    heavy = {id(job): needs_tensorflow(graph, root, job) for job in jobs}
+    heavy = {id(job): needs_tensorflow(graph, job) for job in jobs}
     if any(heavy.values()):
         warm_up(verbose)
     server, fresh = _context(verbose), multiprocessing.get_context("spawn")
