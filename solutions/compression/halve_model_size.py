@@ -150,11 +150,11 @@ def distill(
 
     step = tf.function(train_step)  # traced once into a graph, not run op by op per batch
     steps_per_epoch = int(dataset.cardinality())
-    events.start("distill student", epochs * steps_per_epoch)
+    events.start("train: distilled student", epochs * steps_per_epoch)
     for epoch in range(epochs):
         for xb, yb, tb in dataset:
             loss = step(xb, yb, tb)
-        events.advance("distill student", (epoch + 1) * steps_per_epoch, loss=float(loss))
+        events.advance("train: distilled student", (epoch + 1) * steps_per_epoch, loss=float(loss))
     return student
 
 
@@ -401,7 +401,7 @@ def _distillation(
     x_few, y_few = data.x_train[:STUDENT_IMAGES], data.y_train[:STUDENT_IMAGES]
     keras.utils.set_random_seed(SEED)
     scratch = build_student(shape, k)
-    fit_on_labels(scratch, x_few, y_few, STUDENT_EPOCHS, "train student on labels")
+    fit_on_labels(scratch, x_few, y_few, STUDENT_EPOCHS, "train: student from scratch")
     report.metric("student parameters", int(scratch.count_params()))
     keras.utils.set_random_seed(SEED)
     given = build_student(shape, k)
