@@ -204,3 +204,51 @@ def test_memo_recomputes_once_the_code_changes(tmp_path: Path) -> None:
     assert run() == ["6"]
     (topic / "helper.py").write_text("FACTOR = 5\n")
     assert run() == ["computed", "15"]
+
+
+_PREBUILD_CHILD = r"""
+import json
+import numpy as np
+import tf_keras as keras
+from aiprep.kit.fit import fit_classifier
+
+g = np.random.default_rng(0)
+x, y = g.normal(size=(256, 8)).astype("float32"), g.integers(0, 3, 256)
+
+def model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(16, "relu")(inputs)))
+
+kit = model()
+fit_classifier(kit, x, y, epochs=2, batch_size=64, phase="fit")
+plain = model()  # the same fit without the slots made beforehand
+plain.compile(keras.optimizers.Adam(1e-3),
+              keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+plain.fit(x, y, batch_size=64, epochs=2, verbose=0)
+print(json.dumps({
+    "kit": kit.train_function.experimental_get_tracing_count(),
+    "plain": plain.train_function.experimental_get_tracing_count(),
+    "same": all(np.array_equal(a, b) for a, b in zip(kit.get_weights(), plain.get_weights())),
+}))
+"""
+
+
+def test_fit_classifier_traces_its_train_function_once_and_trains_the_same() -> None:
+    """Keras traces a train function twice when its first step makes the optimizer's slots
+    and the metrics' trackers; ``fit_classifier`` makes them beforehand: one trace, the
+    same weights."""
+    import json
+
+    from aiprep.runner import QUIET_ENV
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PREBUILD_CHILD],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **QUIET_ENV},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got == {"kit": 1, "plain": 2, "same": True}

@@ -31,6 +31,7 @@ def fit_classifier(
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    prebuild_train_state(model, x[:1], y[:1])
     model.fit(
         x,
         y,
@@ -39,3 +40,23 @@ def fit_classifier(
         verbose=0,
         callbacks=[events.keras_callback(phase)],
     )
+
+
+def prebuild_train_state(model: Any, x: Any, y: Any) -> None:
+    """Create a compiled ``model``'s training variables now, before ``fit``: the optimizer's
+    slots (Adam's moments) and the loss and metric trackers, built on a sample batch ``x``,
+    ``y`` (one example will do).
+
+    A ``tf.function`` whose first call creates variables is traced twice (once to create
+    them, once more to run without creating): Keras' train function does exactly that when
+    its first step makes them, and a trace costs as much as hundreds of small steps here.
+    The slots and trackers start at zero either way: the training is the same, traced once.
+    A model not built yet (a ``Sequential`` without an input shape) is left to ``fit``."""
+    import tensorflow as tf  # only when called: the kit loads without TensorFlow
+
+    if not model.built or model.optimizer is None:
+        return
+    model.optimizer.build(model.trainable_variables)
+    y_pred = model(x, training=False)
+    model.compiled_loss.build(y_pred)
+    model.compiled_metrics.build(y_pred, tf.convert_to_tensor(y))
