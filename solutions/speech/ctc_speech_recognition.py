@@ -33,9 +33,9 @@ from aiprep.kit.report import SolutionReport, print_check_of
 from aiprep.kit.synthetic.sequences import Utterances, UtteranceSplit, utterance_split
 
 SEED = 0
-EPOCHS = 3
+EPOCHS = 2
 BATCH_SIZE = 64
-LEARNING_RATE = 3e-3
+LEARNING_RATE = 7e-3
 TIME_STRIDE = 2  # the model emits one output frame per 2 input frames
 PAD_REACH = 8  # padding check: zero frames after every utterance, past any convolution's reach
 
@@ -102,10 +102,11 @@ def build_model(n_mels: int, num_chars: int) -> keras.Model:
     # sequence would feed it the padding first, and each transcript would depend on how much
     # shorter its utterance is than the longest one in the batch. tf.reverse_sequence flips
     # each row within its length only. (Keras's Bidirectional(LSTM)(x, mask=...) does the
-    # same with a per-step select.)
-    forward = keras.layers.LSTM(64, return_sequences=True)(x)  # (B, T', 64)
+    # same with a per-step select.) RNN(LSTMCell) is keras.layers.LSTM's computation without
+    # its switch between a CPU and a cuDNN kernel, which on a CPU costs trace time only.
+    forward = keras.layers.RNN(keras.layers.LSTMCell(64), return_sequences=True)(x)  # (B, T', 64)
     flipped = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)  # row b: x[b, L_b-1::-1]
-    backward = keras.layers.LSTM(64, return_sequences=True)(flipped)
+    backward = keras.layers.RNN(keras.layers.LSTMCell(64), return_sequences=True)(flipped)
     backward = tf.reverse_sequence(backward, lengths, seq_axis=1, batch_axis=0)  # time order again
     x = keras.layers.Concatenate()([forward, backward])  # (B, T', 128)
     logits = keras.layers.Dense(num_chars + 1)(x)  # (B, T', num_chars + 1): no softmax
@@ -174,6 +175,8 @@ def train(
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
+    # Create Adam's slots now: a tf.function whose first trace creates variables traces twice.
+    optimizer.build(model.trainable_variables)
     step = tf.function(ctc_step, input_signature=spec)  # one trace for every batch shape
     n = len(data)
     order_rng = np.random.default_rng(SEED)
@@ -228,16 +231,31 @@ def character_error_rate(refs: list[list[int]], hyps: list[list[int]]) -> float:
     return errors / sum(len(r) for r in refs)
 
 
-def time_stride(model: keras.Model, n_mels: int) -> int:
-    """How many input frames ``model`` turns into one output frame (1 if no subsampling)."""
+Forward = Callable[[np.ndarray], tf.Tensor]
+
+
+def traced_once(model: keras.Model, n_mels: int) -> Forward:
+    """``model``'s forward pass as one tf.function for every batch size and length.
+
+    Frames (B, T, n_mels) -> logits. Traced on its first call only (each new input shape
+    would retrace a plain call's recurrent loop, ~0.1-0.3 s each); it reads the model's
+    variables when called, so it also serves the model after training.
+    """
+    spec = tf.TensorSpec((None, None, n_mels), tf.float32)
+    return tf.function(lambda x: model(x), input_signature=[spec])  # type: ignore[no-any-return]
+
+
+def time_stride(forward: Forward, n_mels: int) -> int:
+    """How many input frames ``forward`` turns into one output frame (1 if no subsampling)."""
     probe = np.zeros((1, 64, n_mels), np.float32)
-    return 64 // int(model(probe).shape[1])
+    return 64 // int(forward(probe).shape[1])
 
 
-def transcribe(impl: Answer, model: keras.Model, data: Utterances) -> list[list[int]]:
-    """Decode every utterance of ``data`` with ``impl.greedy_decode``."""
-    logits = model.predict(data.features, batch_size=256, verbose=0)  # (N, T', C + 1)
-    stride = time_stride(model, data.features.shape[-1])
+def transcribe(impl: Answer, forward: Forward, data: Utterances) -> list[list[int]]:
+    """Decode every utterance of ``data`` (one batch padded to its longest) with
+    ``impl.greedy_decode``."""
+    logits = np.asarray(forward(data.features))  # (N, T', C + 1)
+    stride = time_stride(forward, data.features.shape[-1])
     logit_lengths = -(-data.feature_lengths // stride)  # ceil(T / stride) valid output frames
     return impl.greedy_decode(logits, logit_lengths)
 
@@ -296,13 +314,14 @@ def padding_comparison(build: Callable[[int, int], keras.Model]) -> Comparison:
     for weight in model.weights:
         if "bias" in weight.name:
             weight.assign(g.normal(0.0, 0.5, weight.shape).astype(np.float32))
+    forward = traced_once(model, n_mels)  # 13 input shapes below, one trace
     padded = np.pad(data.features, ((0, 0), (0, PAD_REACH), (0, 0)))  # (12, t_max, F)
-    batch = np.asarray(model(padded))  # (12, ceil(t_max / 2), num_chars + 1)
+    batch = np.asarray(forward(padded))  # (12, ceil(t_max / 2), num_chars + 1)
     got, want = [], []
     for i, length in enumerate(data.feature_lengths):
         alone = padded[i : i + 1, : length + PAD_REACH + (t_max - length - PAD_REACH) % 2]
         valid = -(-int(length) // TIME_STRIDE)  # ceil(T_i / 2) output frames
-        got.append(np.asarray(model(alone))[0, :valid])
+        got.append(np.asarray(forward(alone))[0, :valid])
         want.append(batch[i, :valid])
     return compare(np.concatenate(got), np.concatenate(want), atol=1e-5, rtol=1e-5)
 
@@ -312,7 +331,8 @@ def unmasked_model(n_mels: int, num_chars: int) -> keras.Model:
     frames = keras.layers.Input((None, n_mels))  # (B, T, n_mels)
     x = keras.layers.Conv1D(64, 5, padding="same", activation="relu")(frames)
     x = keras.layers.Conv1D(64, 3, strides=TIME_STRIDE, padding="same", activation="relu")(x)
-    x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)  # reads padding
+    lstm = keras.layers.RNN(keras.layers.LSTMCell(64), return_sequences=True)
+    x = keras.layers.Bidirectional(lstm)(x)  # (B, T', 128); its backward half reads padding first
     return keras.Model(frames, keras.layers.Dense(num_chars + 1)(x))
 
 
@@ -408,11 +428,13 @@ def _recognizer(report: SolutionReport, impl: Answer) -> None:
     test = data.test
     refs = [test.transcript(i) for i in range(len(test))]
     keras.utils.set_random_seed(SEED)
-    model = impl.build_model(data.train.features.shape[-1], data.train.num_chars)
-    untrained_cer = character_error_rate(refs, transcribe(impl, model, test))
+    n_mels = data.train.features.shape[-1]
+    model = impl.build_model(n_mels, data.train.num_chars)
+    forward = traced_once(model, n_mels)  # before and after training
+    untrained_cer = character_error_rate(refs, transcribe(impl, forward, test))
     with report.timed("train wall time"):
         history = impl.train(model, data.train)
-    hyps = transcribe(impl, model, test)  # the whole test set as one batch padded to T_max
+    hyps = transcribe(impl, forward, test)  # the whole test set as one batch padded to T_max
     cer = character_error_rate(refs, hyps)
     doubles = [i for i, r in enumerate(refs) if has_double_letter(r)]
     double_cer = character_error_rate([refs[i] for i in doubles], [hyps[i] for i in doubles])

@@ -30,10 +30,12 @@ from aiprep.kit.seed_code import run_seed
 from aiprep.kit.synthetic.sequences import Utterances
 from solutions.speech.ctc_speech_recognition import (
     TIME_STRIDE,
+    Forward,
     character_error_rate,
     greedy_decode,
     make_data,
     padding_comparison,
+    traced_once,
     train,
 )
 
@@ -109,10 +111,11 @@ def build_model(n_mels: int, num_chars: int) -> keras.Model:
     lengths = tf.reduce_sum(tf.cast(valid[:, ::TIME_STRIDE], tf.int32), axis=1)  # (B,) ceil(T_b/2)
     # Made bidirectional (the seed's LSTM is forward only). The backward direction must start
     # at each utterance's own last frame, not read the batch's padding first: reverse each row
-    # within its length (or pass mask= to keras.layers.Bidirectional).
-    forward = keras.layers.LSTM(64, return_sequences=True)(x)  # (B, T', 64)
+    # within its length (or pass mask= to keras.layers.Bidirectional). RNN(LSTMCell) computes
+    # what keras.layers.LSTM does, minus LSTM's CPU/cuDNN kernel switch (trace time on a CPU).
+    forward = keras.layers.RNN(keras.layers.LSTMCell(64), return_sequences=True)(x)  # (B, T', 64)
     flipped = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)
-    backward = keras.layers.LSTM(64, return_sequences=True)(flipped)
+    backward = keras.layers.RNN(keras.layers.LSTMCell(64), return_sequences=True)(flipped)
     backward = tf.reverse_sequence(backward, lengths, seq_axis=1, batch_axis=0)
     x = keras.layers.Concatenate()([forward, backward])  # (B, T', 128)
     x = keras.layers.Dense(128, activation="relu")(x)
@@ -148,9 +151,10 @@ def original_error(fixes: list[tuple[str, str]], fit: bool) -> BaseException | N
     return error
 
 
-def transcribe(model: keras.Model, data: Utterances) -> list[list[int]]:
-    """Greedy CTC decoding (the reference decoder) of every utterance of ``data``."""
-    logits = model.predict(data.features, batch_size=256, verbose=0)  # (N, T', C + 1)
+def transcribe(forward: Forward, data: Utterances) -> list[list[int]]:
+    """Greedy CTC decoding (the reference decoder) of every utterance of ``data``, one batch
+    padded to its longest."""
+    logits = np.asarray(forward(data.features))  # (N, T', C + 1)
     return greedy_decode(logits, -(-data.feature_lengths // TIME_STRIDE))  # ceil(T / 2) frames
 
 
@@ -173,7 +177,8 @@ def check_fixed_model(impl: Answer, report: SolutionReport) -> None:
     n_mels, num_chars = train_set.features.shape[-1], train_set.num_chars
     keras.utils.set_random_seed(SEED)
     model = impl.build_model(n_mels, num_chars)
-    shape = tuple(model(np.zeros((2, 21, n_mels), np.float32)).shape)
+    forward = traced_once(model, n_mels)  # the shape probe, and the test set before/after training
+    shape = tuple(forward(np.zeros((2, 21, n_mels), np.float32)).shape)
     expected = (2, -(-21 // TIME_STRIDE), num_chars + 1)  # (B, ceil(T / 2), chars + blank)
     report.metric("output shape for 21 frames", str(shape))
     report.check(
@@ -200,7 +205,7 @@ def check_fixed_model(impl: Answer, report: SolutionReport) -> None:
     )
 
     refs = [test.transcript(i) for i in range(len(test))]
-    untrained_cer = character_error_rate(refs, transcribe(model, test))
+    untrained_cer = character_error_rate(refs, transcribe(forward, test))
     subset = Utterances(
         train_set.features[:TRAIN_UTTERANCES],
         train_set.feature_lengths[:TRAIN_UTTERANCES],
@@ -209,7 +214,7 @@ def check_fixed_model(impl: Answer, report: SolutionReport) -> None:
         train_set.alphabet,
     )
     history = train(model, subset, epochs=EPOCHS)
-    cer = character_error_rate(refs, transcribe(model, test))
+    cer = character_error_rate(refs, transcribe(forward, test))
     report.metric("CTC loss per epoch", " ".join(f"{v:.2f}" for v in history))
     report.metric("untrained CER", untrained_cer)
     report.metric("test CER", cer)
