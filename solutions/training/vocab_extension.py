@@ -19,13 +19,14 @@ Done right, the extension is invisible to old text:
   of the mass; a large negative bias takes nothing but also cannot be learned.
 
 The toy: the kit's topic grammar in English is the old language (byte-level BPE of 400
-tokens from ``tokenization_bpe``, a tiny GPT from ``causal_lm_pretraining`` pretrained on
-it); the new language is the same grammar with each word written as two Chinese characters
-and no spaces (6 byte tokens per word under the old tokenizer). The checks prove, before any
-training: old ids unchanged, new text shorter, the resized shapes, old logits unchanged to
-float32 rounding, the probability the new output rows take from old text within the bound,
-the new input rows no larger than the old ones. Then a short continued pretraining on new
-text with old text replayed learns the new rows while the old-text loss stays put.
+tokens from ``tokenization_bpe``, a one-block tiny GPT from ``causal_lm_pretraining``
+pretrained on it); the new language is the same grammar with each word written as two
+Chinese characters and no spaces (6 byte tokens per word under the old tokenizer). The
+checks prove, before any training: old ids unchanged, new text shorter, the resized shapes,
+old logits unchanged to float32 rounding, the probability the new output rows take from old
+text within the bound, the new input rows no larger than the old ones. Then a short
+continued pretraining on new text with old text replayed learns the new rows while the
+old-text loss stays put.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ from solutions.training.tokenization_bpe import END_OF_TEXT, train_bpe
 SEED = 0
 OLD_VOCAB = 400  # byte-level BPE on English: ~1.8 tokens per word (tokenization_bpe's sweep)
 WINDOW = 32  # GPTConfig's default max_len
-OLD_SENTENCES = 3000  # base pretraining text (~46k tokens)
-NEW_SENTENCES = 1500  # continued-pretraining text in the new language
+LAYERS = 1  # transformer blocks (GPTConfig's default 2): one learns this grammar (checks below)
+OLD_SENTENCES = 2000  # base pretraining text (~29k tokens)
+NEW_SENTENCES = 1200  # continued-pretraining text in the new language
 TEST_SENTENCES = 300
 BASE_EPOCHS = 4
 CPT_EPOCHS = 4
@@ -180,7 +182,7 @@ def base_tokenizer(seed: int = SEED) -> Tokenizer:
 def base_weights(seed: int = SEED) -> list[np.ndarray]:
     """The tiny GPT pretrained BASE_EPOCHS epochs on English text only."""
     keras.utils.set_random_seed(seed)
-    model = build_gpt(GPTConfig(vocab=OLD_VOCAB))
+    model = build_gpt(GPTConfig(vocab=OLD_VOCAB, n_layers=LAYERS))
     windows = pack(base_tokenizer(seed), make_data(seed).old_train)
     pretrain(model, windows, epochs=BASE_EPOCHS, seed=seed, phase="pretrain base GPT (English)")
     return list(model.get_weights())
@@ -226,7 +228,7 @@ class Answer(Protocol):
 def old_logits(base: keras.Model, resized: keras.Model, windows: np.ndarray) -> Comparison:
     """The resized model's logits of the V old tokens on old ``windows`` vs the base model's.
 
-    Logits of order 10 (largest ~14); the same rows and blocks give the same sums, the
+    Logits of order 10 (largest ~13); the same rows and blocks give the same sums, the
     wider head (V + K columns) may change only the matmul's blocking: atol = rtol = 1e-4.
     """
     got = resized(windows, training=False).numpy()[..., : base.output_shape[-1]]
@@ -237,10 +239,10 @@ def reference_comparisons(impl: Answer) -> dict[str, Comparison]:
     """Old-token logits of the resized model vs the base model (no training: cheap)."""
     data = make_data()
     old_tok = base_tokenizer()
-    base = build_gpt(GPTConfig(vocab=OLD_VOCAB))
+    base = build_gpt(GPTConfig(vocab=OLD_VOCAB, n_layers=LAYERS))
     base.set_weights(base_weights())
     new_tok = impl.extend_tokenizer(old_tok, data.new_words)
-    resized = impl.resize_gpt(base, GPTConfig(vocab=OLD_VOCAB), old_tok, new_tok)
+    resized = impl.resize_gpt(base, GPTConfig(vocab=OLD_VOCAB, n_layers=LAYERS), old_tok, new_tok)
     return {LOGITS_CHECK: old_logits(base, resized, held_old()[:48])}
 
 
@@ -297,7 +299,7 @@ def check(impl: Answer) -> SolutionReport:
         return report  # the tokenizer is broken: nothing to resize the model to
 
     # 3. The resized model: shapes, then old logits unchanged, to float32 rounding.
-    config = GPTConfig(vocab=v_old)
+    config = GPTConfig(vocab=v_old, n_layers=LAYERS)
     base = build_gpt(config)
     base.set_weights(base_weights())
     windows = held_old()[:48]  # (48, 32) English windows
@@ -413,7 +415,7 @@ def check(impl: Answer) -> SolutionReport:
         "guard: the harness, not the answer, sets the mix and the rate (3 English windows "
         "replayed per 10 new ones, lr 2e-3); an answer that passes the checks above hands "
         "over a model whose old rows and blocks are the trained ones, so the English loss "
-        "moves by the drift of 68 steps (~0.05 nats measured), not by 0.3; without replay "
+        "moves by the drift of 52 steps (~0.06 nats measured), not by 0.3; without replay "
         "or at a high rate it rises",
     )
     return report
