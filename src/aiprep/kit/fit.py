@@ -20,14 +20,18 @@ def fit_classifier(
     batch_size: int,
     phase: str,
     learning_rate: float = 1e-3,
+    optimizer: Any = None,
 ) -> None:
     """Train a Keras ``model`` mapping ``x`` (N, ...) to logits (N, K) on int labels ``y``
-    (N,) in place: Adam, sparse cross-entropy on the logits, shuffled mini-batches, the
-    progress shown as ``phase``."""
+    (N,) in place: Adam (or ``optimizer``), sparse cross-entropy on the logits, shuffled
+    mini-batches, the progress shown as ``phase``.
+
+    ``keras.optimizers.legacy.Adam`` is the same update in one fused op per variable: a
+    deep network's training step traces faster with it (~2 s less for a small ResNet)."""
     import tf_keras as keras  # only when called: the kit loads without TensorFlow
 
     model.compile(
-        keras.optimizers.Adam(learning_rate),
+        optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -53,10 +57,14 @@ def prebuild_train_state(model: Any, x: Any, y: Any) -> None:
     The slots and trackers start at zero either way: the training is the same, traced once.
     A model not built yet (a ``Sequential`` without an input shape) is left to ``fit``."""
     import tensorflow as tf  # only when called: the kit loads without TensorFlow
+    import tf_keras as keras
 
     if not model.built or model.optimizer is None:
         return
-    model.optimizer.build(model.trainable_variables)
+    if isinstance(model.optimizer, keras.optimizers.legacy.Optimizer):
+        model.optimizer._create_all_weights(model.trainable_variables)  # its build()
+    else:
+        model.optimizer.build(model.trainable_variables)
     y_pred = model(x, training=False)
     model.compiled_loss.build(y_pred)
     model.compiled_metrics.build(y_pred, tf.convert_to_tensor(y))
