@@ -299,8 +299,10 @@ def list_(
     from aiprep.render import print_rows, question_rows
 
     console = _console()
-    print_rows(console, question_rows(records, lang, console.width, shown))
-    console.print(f"\n{summary}", style="dim")
+    # The summary as a row too: a styled console.print would wrap it with rich's word pattern
+    # (compiling its CJK classes) and split it into lines: half the listing's render time.
+    rows = question_rows(records, lang, console.width, shown)
+    print_rows(console, [*rows, [], [(summary, "dim")]])
 
 
 @cli.command()

@@ -113,16 +113,14 @@ def question_rows(
     marks = {i: t(f"status.{s}", lang) for i, s in (statuses or {}).items()}
     new = t("status.new", lang)
     widths = [
-        max([cell_len(head["id"]), *(cell_len(q["id"]) for q in rows)]),
-        max([cell_len(head["kind"]), *map(cell_len, kinds.values())]),
-        max([cell_len(head["difficulty"]), *map(cell_len, levels.values())]),
-        max(3, cell_len(head["run"])),
+        max([_cells(head["id"]), *(_cells(q["id"]) for q in rows)]),
+        max([_cells(head["kind"]), *map(_cells, kinds.values())]),
+        max([_cells(head["difficulty"]), *map(_cells, levels.values())]),
+        max(3, _cells(head["run"])),
     ]
     names = [head["id"], head["kind"], head["difficulty"], head["run"]]
     if statuses is not None:
-        widths.append(
-            max([cell_len(head["status"]), cell_len(new), *map(cell_len, marks.values())])
-        )
+        widths.append(max([_cells(head["status"]), _cells(new), *map(_cells, marks.values())]))
         names.append(head["status"])
     indent = sum(w + 2 for w in widths)
     # A narrow terminal gets each title on its own line(s) under the row.
@@ -197,27 +195,33 @@ def print_rows(console: Console, lines: list[list[Piece]]) -> None:
     console.print(Segments(segments), soft_wrap=True, end="")
 
 
+def _cells(text: str) -> int:
+    """Terminal cells of ``text``: its length when ASCII (most titles and every id), else
+    rich's count (a CJK character takes two)."""
+    return len(text) if text.isascii() else cell_len(text)
+
+
 def wrap_cells(text: str, width: int) -> list[str]:
     """``text`` in lines of at most ``width`` terminal cells (a CJK character takes two):
     broken at spaces, and a run of CJK (which has no spaces to break at) folded anywhere to
     fill the line; a word wider than a line is folded too. A few microseconds a title, where
     ``rich.text.Text.wrap`` takes about a millisecond."""
     width = max(1, width)
-    if cell_len(text) <= width:
+    if _cells(text) <= width:
         return [text]
     lines: list[str] = []
-    line = ""
+    line, used = "", 0  # the line so far and its cells
     for word in text.split():
         gap = 1 if line else 0
-        if cell_len(line) + gap + cell_len(word) <= width:
-            line += " " * gap + word
+        size = _cells(word)
+        if used + gap + size <= width:
+            line, used = line + " " * gap + word, used + gap + size
             continue
-        wide = cell_len(word) != len(word)  # CJK: fold into what is left of this line
-        if line and not wide:
+        if line and size == len(word):  # not CJK (that folds into what is left of this line)
             lines.append(line)
-            line, gap = "", 0
-        while cell_len(line) + gap + cell_len(word) > width:
-            room = width - cell_len(line) - gap
+            line, used, gap = "", 0, 0
+        while used + gap + size > width:
+            room = width - used - gap
             cut = 0
             while cut < len(word) and cell_len(word[: cut + 1]) <= room:
                 cut += 1
@@ -228,9 +232,10 @@ def wrap_cells(text: str, width: int) -> list[str]:
             if cut:
                 line += " " * gap + word[:cut]
                 word = word[cut:]
+                size = _cells(word)
             lines.append(line)
-            line, gap = "", 0
-        line += " " * gap + word
+            line, used, gap = "", 0, 0
+        line, used = line + " " * gap + word, used + gap + size
     if line:
         lines.append(line)
     return lines
@@ -242,7 +247,7 @@ _STATUS_STYLE = {"new": "dim", "due": "yellow", "failed": "red", "verified": "gr
 
 def _pad(text: str, width: int) -> str:
     """``text`` padded to ``width`` terminal cells (a CJK character takes two)."""
-    return text + " " * max(0, width - cell_len(text))
+    return text + " " * max(0, width - _cells(text))
 
 
 _MARKUP = re.compile(r"[`*_#>|\[\]<&]|^\s*([-+*]|\d+\.)\s", re.M)
