@@ -100,6 +100,9 @@ def train(
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)
     g_optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.5)
     d_optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.5)
+    # Their moments now: a tf.function whose first call creates variables is traced twice.
+    g_optimizer.build(generator.trainable_variables)
+    d_optimizer.build(discriminator.trainable_variables)
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
     pool = tf.constant(real)  # (N, 2): sampling inside the graph beats a tf.data round trip
 
