@@ -41,6 +41,7 @@ import tf_keras as keras
 
 from aiprep.kit import events, synthetic
 from aiprep.kit.compare import Comparison, compare
+from aiprep.kit.fit import fit_classifier
 from aiprep.kit.memo import memo
 from aiprep.kit.report import SolutionReport, print_check_of
 from solutions.compression.kv_cache import DecoderConfig, build_decoder
@@ -284,21 +285,14 @@ def sft_model() -> keras.Model:
 def trained_sft_weights() -> list[np.ndarray]:
     sft, _, _ = make_data()
     model = build_model()
-    # Adam 3e-3 and cross-entropy on the logits, as kit.fit.fit_classifier sets them, with every
-    # variable made before fit traces its step (one trace, not two) and the fused legacy Adam.
-    model.compile(
-        keras.optimizers.legacy.Adam(3e-3),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
-    )
-    model.optimizer._create_all_weights(model.trainable_variables)
-    model.fit(
+    fit_classifier(  # the fused legacy Adam: the same update, half the trace
+        model,
         sft[:, :-1],  # (1024, T-1)
         sft[:, 1:],  # (1024, T-1): next-token labels
         epochs=2,
         batch_size=64,
-        verbose=0,
-        callbacks=[events.keras_callback("SFT")],
+        phase="SFT",
+        optimizer=keras.optimizers.legacy.Adam(3e-3),
     )
     return list(model.get_weights())
 

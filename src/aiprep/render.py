@@ -178,8 +178,8 @@ def print_rows(console: Console, lines: list[list[Piece]]) -> None:
     """Print lines of styled pieces as they are, already laid out to the console's width.
 
     Hands rich the finished segments (its styles, colour system, ``NO_COLOR`` and
-    recording still apply) and skips the measuring and wrapping of ``Text``: 180 rows in
-    about 8 ms instead of 20."""
+    recording still apply) and skips the measuring, wrapping and per-append cleaning of
+    ``Text``: 180 rows in a few milliseconds, where printing them as one ``Text`` took ~90."""
     from rich.segment import Segment, Segments
 
     styles: dict[str, Any] = {}
