@@ -126,7 +126,11 @@ def train(
         # Each replica's loss is already divided by the global batch: SUM gives the mean.
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
 
-    distributed_step = tf.function(replicated_step)  # one graph, run on every replica
+    # One graph, run on every replica. Traced here, from the distributed dataset's element
+    # spec, before the input pipeline starts: an iterator alive while a multi-replica graph
+    # traces (seconds) can take as long again to shut down (tf.data's autotuning thread).
+    distributed_step = tf.function(replicated_step, input_signature=[dist_dataset.element_spec])
+    distributed_step.get_concrete_function()
 
     phase = f"train on {num_replicas} replica{'s' if num_replicas > 1 else ''}"
     events.start(phase, steps)

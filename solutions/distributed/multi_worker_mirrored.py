@@ -27,13 +27,10 @@ check hands to ``train`` records every forward pass's batch: 32 on each worker, 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +47,7 @@ import tf_keras as keras
 from aiprep.kit import events, synthetic
 from aiprep.kit.compare import Comparison, compare
 from aiprep.kit.report import SolutionReport, print_check_of
+from aiprep.kit.zygote import Forked, Zygote, die_with_parent
 from solutions.distributed.mirrored_strategy import mean_loss
 
 SEED = 0
@@ -59,7 +57,7 @@ STEPS_PER_EPOCH = 5  # the training set is exactly 5 global batches: one epoch =
 EPOCHS = 4
 KILL_AT_EPOCH = 2  # worker 1 hangs as epoch index 2 (the 3rd) begins: 2 epochs backed up
 LEARNING_RATE = 0.3
-COLLECTIVE_TIMEOUT_S = 8.0  # an all-reduce waits this long for a peer, then fails
+COLLECTIVE_TIMEOUT_S = 5.0  # an all-reduce waits this long for a peer, then fails
 DETECT_BOUND_S = COLLECTIVE_TIMEOUT_S + 10  # the timeout, + 10 s for a loaded machine
 HARNESS_STOP_S = DETECT_BOUND_S + 2  # a survivor with no error by then has failed the check
 # Workers vs one process: equal within ATOL + RTOL * |w| (allclose rule); see
@@ -191,6 +189,8 @@ def build_model(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
 
 JOB_ENV = "AIPREP_MULTI_WORKER_JOB"  # path of the job file a worker reads
 MODULE = "solutions.distributed.multi_worker_mirrored"  # what a worker imports
+# What the workers' zygote imports once; each worker is forked from it (aiprep.kit.zygote).
+ZYGOTE_PRELOAD = ["tensorflow", "tf_keras", MODULE]
 
 
 class BatchProbe(keras.layers.Layer):  # type: ignore[misc]
@@ -211,23 +211,32 @@ class BatchProbe(keras.layers.Layer):  # type: ignore[misc]
 
 
 class Watch(keras.callbacks.Callback):  # type: ignore[misc]
-    """Records the epochs this process runs and the weights it starts them from; when epoch
-    ``kill_at`` begins it notes the time and hangs (alive, heartbeats still answered by
-    TensorFlow's threads) until the harness SIGKILLs it."""
+    """Records the epochs this process runs and the weights it starts them from, and saves
+    what ``out`` holds so far as each epoch begins (``note``); when epoch ``kill_at`` begins
+    it notes the time and hangs (alive, heartbeats still answered by TensorFlow's threads)
+    until the harness SIGKILLs it."""
 
-    def __init__(self, out: dict[str, Any], kill_at: int | None, kill_file: Path) -> None:
+    def __init__(
+        self,
+        out: dict[str, Any],
+        note: Callable[[], None],
+        kill_at: int | None,
+        kill_file: Path,
+    ) -> None:
         super().__init__()
-        self.out, self.kill_at, self.kill_file = out, kill_at, kill_file
+        self.out, self.note, self.kill_at, self.kill_file = out, note, kill_at, kill_file
         self.start_weights: list[np.ndarray] | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.start_weights is None:  # after BackupAndRestore's on_train_begin restored
             self.start_weights = [np.array(w) for w in self.model.get_weights()]
         if epoch == self.kill_at:
+            self.note()
             self.kill_file.write_text(repr(time.time()), encoding="utf-8")
             time.sleep(COLLECTIVE_TIMEOUT_S + 60)  # stuck until the harness kills it
             os._exit(1)  # bounded even if nobody does
         self.out["epochs"].append(epoch)
+        self.note()
 
 
 def _load_answer(path: str) -> ModuleType:
@@ -241,17 +250,6 @@ def _load_answer(path: str) -> ModuleType:
     sys.modules["attempt"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this worker when the check process that started it dies (its
-    own session escapes a kill of the check's process group): no orphan ever outlives a
-    check that was killed from outside."""
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def run_worker() -> None:
@@ -273,10 +271,14 @@ def run_worker() -> None:
         arrays = np.load(job["arrays"])
         strategy = impl.make_strategy(COLLECTIVE_TIMEOUT_S)
         out["replicas"] = int(strategy.num_replicas_in_sync)
-        # Noted now: a worker killed later leaves no result.json.
-        (folder / "replicas").write_text(str(out["replicas"]), encoding="utf-8")
+
+        def note() -> None:  # a worker killed later leaves no result.json, but this
+            (folder / "progress.tmp").write_text(json.dumps(out), encoding="utf-8")
+            (folder / "progress.tmp").replace(folder / "progress.json")
+
+        note()
         sizes: list[int] = out["forward"]
-        watch = Watch(out, job["kill_at"], Path(job["kill_file"]))
+        watch = Watch(out, note, job["kill_at"], Path(job["kill_file"]))
         initial = [arrays[f"w{i}"] for i in range(len(arrays.files) - 2)]
         input_shape, classes = arrays["x"].shape[1:], int(arrays["y"].max()) + 1
 
@@ -366,25 +368,27 @@ def answer_file(impl: object) -> str:
     return str(Path(path).resolve())
 
 
+@dataclass
+class WorkerStart:
+    """How to start one worker: the environment it adds to the check's, and its log."""
+
+    env: dict[str, str]
+    log: Path
+
+
 @contextlib.contextmanager
-def started(commands: list[tuple[list[str], dict[str, str], Path]]) -> Iterator[list[Any]]:
-    """Start processes in their own process groups; kill every group on the way out, on
-    success, failure or timeout alike, so no worker outlives the check."""
-    procs: list[subprocess.Popen[bytes]] = []
+def started(zygote: Zygote, workers: list[WorkerStart]) -> Iterator[list[Forked]]:
+    """Start the worker processes (forked from ``zygote``: each a fresh process with
+    TensorFlow imported, in its own session); kill every one on the way out, on success,
+    failure or timeout alike, so no worker outlives the check."""
+    procs: list[Forked] = []
     try:
-        for argv, env, log in commands:
-            with log.open("wb") as out:
-                procs.append(
-                    subprocess.Popen(
-                        argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                    )
-                )
+        for worker in workers:
+            procs.append(zygote.start(f"{MODULE}:run_worker", log=worker.log, env=worker.env))
         yield procs
     finally:
         for p in procs:
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
+            p.kill()
             p.wait()
 
 
@@ -394,7 +398,7 @@ class Cluster:
     the round (``go``: the workers may start; ``kill_file``: worker 1 stalled, and when)."""
 
     folder: Path
-    commands: list[tuple[list[str], dict[str, str], Path]]
+    workers: list[WorkerStart]
     go: Path
     kill_file: Path
 
@@ -402,13 +406,12 @@ class Cluster:
 def prepare_cluster(
     impl: Answer, folder: Path, arrays: Path, backup_dir: Path, kill: bool
 ) -> Cluster:
-    """The commands that start WORKERS processes running ``run_worker`` with ``impl``'s
-    TF_CONFIG each (free loopback ports picked now)."""
+    """What WORKERS processes running ``run_worker`` with ``impl`` need: each one's job file,
+    environment (its own TF_CONFIG; free loopback ports picked now) and log."""
     folder.mkdir()
     addresses = [f"localhost:{port}" for port in free_ports(WORKERS)]
     kill_file, go = folder / "stalled_at", folder / "go"
-    root = Path(__file__).resolve().parents[2]  # the bank: `solutions` is importable there
-    commands = []
+    workers = []
     for index in range(WORKERS):
         work = folder / f"worker{index}"
         work.mkdir()
@@ -423,21 +426,18 @@ def prepare_cluster(
             "parent": os.getpid(),
         }
         (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        env = dict(
-            os.environ,
-            TF_CONFIG=json.dumps(impl.tf_config(addresses, index)),
-            GRPC_FAIL_FAST="use_caller",  # a call to a dead peer fails instead of retrying
-            PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-            **{JOB_ENV: str(work / "job.json")},
-        )
-        argv = [sys.executable, "-c", f"import {MODULE} as m; m.run_worker()"]
-        commands.append((argv, env, work / "log.txt"))
-    return Cluster(folder, commands, go, kill_file)
+        env = {
+            "TF_CONFIG": json.dumps(impl.tf_config(addresses, index)),
+            "GRPC_FAIL_FAST": "use_caller",  # a call to a dead peer fails instead of retrying
+            JOB_ENV: str(work / "job.json"),
+        }
+        workers.append(WorkerStart(env, work / "log.txt"))
+    return Cluster(folder, workers, go, kill_file)
 
 
 def run_cluster(
     cluster: Cluster,
-    procs: list[Any],
+    procs: list[Forked],
     limit_s: float,
     on_stall: Callable[[], None] = lambda: None,
 ) -> Round:
@@ -467,18 +467,19 @@ def run_cluster(
     return Round([], float(kill_file.read_text()) if kill_file.exists() else None, stopped)
 
 
-def _read_worker(folder: Path, index: int, proc: subprocess.Popen[bytes]) -> WorkerRun:
+def _read_worker(folder: Path, index: int, proc: Forked) -> WorkerRun:
     work = folder / f"worker{index}"
-    result = work / "result.json"
-    out = json.loads(result.read_text(encoding="utf-8")) if result.exists() else {}
-    if "replicas" not in out and (work / "replicas").exists():  # killed after joining
-        out["replicas"] = int((work / "replicas").read_text(encoding="utf-8"))
+    out: dict[str, Any] = {}
+    for name in ("result.json", "progress.json"):  # killed: what it had noted by then
+        if (work / name).exists():
+            out = json.loads((work / name).read_text(encoding="utf-8"))
+            break
     saved = np.load(work / "weights.npz") if (work / "weights.npz").exists() else {}
     log = (work / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()
     tail = [line for line in log if line.strip() and line[:5] not in ("I0000", "W0000")][-2:]
     return WorkerRun(
         index=index,
-        returncode=proc.returncode,
+        returncode=proc.poll(),
         replicas=int(out.get("replicas", 0)),
         epochs=list(out.get("epochs", [])),
         forward=list(out.get("forward", [])),
@@ -540,38 +541,42 @@ def kill_and_resume(
     """Run the cluster with worker 1 killed at epoch KILL_AT_EPOCH, then again from the
     same backup directory; and the single-process reference, here. ``after_killed_run``
     sees the first round before the second starts (the checks of what it shows)."""
-    data = make_data()
-    keras.utils.set_random_seed(SEED)
-    initial = build_model(data.x_train.shape[1:], data.num_classes).get_weights()
     singles: list[SingleProcess] = []  # trained while worker 0 waits out the stall
-    with tempfile.TemporaryDirectory(prefix="multi_worker_") as tmp:
-        folder = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="multi_worker_")))
+        # Opened first: where the zygote is a new interpreter (see aiprep.kit.zygote), it
+        # imports TensorFlow while the data is made here.
+        zygote = stack.enter_context(Zygote(ZYGOTE_PRELOAD, log=folder / "zygote.txt"))
+        data = make_data()
+        keras.utils.set_random_seed(SEED)
+        initial = build_model(data.x_train.shape[1:], data.num_classes).get_weights()
         arrays = folder / "arrays.npz"
         named = {f"w{i}": w for i, w in enumerate(initial)}
         np.savez(arrays, x=data.x_train, y=data.y_train, **named)
         backup = folder / "backup"
         first = prepare_cluster(impl, folder / "killed run", arrays, backup, kill=True)
         second = prepare_cluster(impl, folder / "resumed run", arrays, backup, kill=False)
-        with contextlib.ExitStack() as restart:
-            # While worker 0 waits out the stall (idle CPUs), the restart's workers start
-            # (import TensorFlow; they train once `second.go` exists) and the single-process
-            # reference trains here.
-            later: list[Any] = []
+        # While worker 0 waits out the stall (idle CPUs), the restart's workers start (they
+        # train once `second.go` exists) and the single-process reference trains here.
+        later: list[Forked] = []
 
-            def while_stalled() -> None:
-                later.extend(restart.enter_context(started(second.commands)))
-                singles.append(train_single_process(data, initial))
+        def while_stalled() -> None:
+            later.extend(stack.enter_context(started(zygote, second.workers)))
+            singles.append(train_single_process(data, initial))
 
-            with started(first.commands) as procs:
-                events.start("killed run", 1, unit="cluster run")
-                killed = run_cluster(first, procs, limit_s=180, on_stall=while_stalled)
-            killed.workers = [_read_worker(first.folder, i, procs[i]) for i in range(WORKERS)]
-            events.advance("killed run", 1)
-            after_killed_run(killed)
-            events.start("resumed run", 1, unit="cluster run")
-            if not later:  # no stall in the first round (a wrong answer): start them now
-                while_stalled()
-            resumed = run_cluster(second, later, limit_s=180)
+        with started(zygote, first.workers) as procs:
+            events.start("killed run", 1, unit="cluster run")
+            killed = run_cluster(first, procs, limit_s=180, on_stall=while_stalled)
+        killed.workers = [_read_worker(first.folder, i, procs[i]) for i in range(WORKERS)]
+        events.advance("killed run", 1)
+        after_killed_run(killed)
+        events.start("resumed run", 1, unit="cluster run")
+        if not later:  # no stall in the first round (a wrong answer): start them now
+            while_stalled()
+        resumed = run_cluster(second, later, limit_s=180)
+        for proc in later:
+            proc.kill()
+            proc.wait()
         resumed.workers = [_read_worker(second.folder, i, later[i]) for i in range(WORKERS)]
         events.advance("resumed run", 1)
     return Runs(killed, resumed, singles[0], initial, data)

@@ -32,6 +32,11 @@ Devices (``aiprep.kit.devices``)
     ``use_logical_cpus(n)``: n logical CPU devices standing in for GPUs (distributed
     solutions; before TensorFlow initializes its devices).
 
+Processes a check starts (``aiprep.kit.zygote``)
+    ``Zygote(preload, log=)``: forks fresh processes (``.start("module:function", args,
+    log=, env=)`` -> ``Forked`` with ``.poll()``, ``.wait()``, ``.kill()``) from one
+    interpreter that imported ``preload`` once; ``die_with_parent(pid)`` in such a process.
+
 Harness training (``aiprep.kit.fit``)
     ``fit_classifier(model, x, y, epochs=, batch_size=, phase=, learning_rate=1e-3)``: the
     plain Adam + sparse cross-entropy fit of what a check trains around the answer (a

@@ -23,6 +23,13 @@ def connect(fd: int) -> None:
     _sink = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
 
 
+def disconnect() -> None:
+    """Send nothing more from this process: one forked from a run (``kit.zygote``) must not
+    write into the run's own events."""
+    global _sink
+    _sink = None
+
+
 def emit(event: str, **fields: Any) -> None:
     """Write one event; silently nothing when no display is connected."""
     if _sink is None:
