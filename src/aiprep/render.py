@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from aiprep.bank import Record
@@ -19,6 +18,8 @@ from aiprep.messages import count, t
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from rich.table import Table  # imported where a table is built: `list` never builds one
 
     from aiprep.check_coverage import SolutionCoverage
     from aiprep.kit.report import Check, SolutionReport
@@ -369,6 +370,8 @@ def question_page(q: Record, lang: LangChoice, *, answer: bool = False) -> Rende
 
 def report_tables(report: SolutionReport) -> RenderableType:
     """The metrics table, the seed's facts (debug questions) and the checks of a report."""
+    from rich.table import Table
+
     from aiprep.kit.report import format_value
 
     parts: list[RenderableType] = []
@@ -398,6 +401,8 @@ def report_tables(report: SolutionReport) -> RenderableType:
 
 
 def _check_table(title: str, checks: Iterable[Check]) -> Table:
+    from rich.table import Table
+
     from aiprep.kit.report import format_value
 
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
@@ -597,6 +602,8 @@ class SmokeDisplay:
     def _table(self) -> Table:
         import time
 
+        from rich.table import Table
+
         counts = {s: sum(j.state == s for j in self.jobs) for s in _STATE_STYLE}
         title = " · ".join(f"{n} {s}" for s, n in counts.items())
         table = Table(title=title, title_justify="left", header_style="bold", show_edge=False)
@@ -619,6 +626,8 @@ class SmokeDisplay:
 
 def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableType:
     """The results, slowest first, and how the wall time compares with the work done."""
+    from rich.table import Table
+
     from aiprep.kit.report import format_value
 
     table = Table(title="smoke", title_justify="left", header_style="bold", show_edge=False)
@@ -663,6 +672,8 @@ def smoke_summary(jobs: list[Job], wall_s: float, workers: int) -> RenderableTyp
 
 def coverage_table(results: Sequence[SolutionCoverage], summary: dict[str, Any]) -> Group:
     """``aiprep check-coverage``: per solution, the checks no wrong answer failed."""
+    from rich.table import Table
+
     table = Table(
         title="checks a wrong answer was seen failing",
         title_justify="left",
@@ -739,6 +750,8 @@ def print_stats(
 ) -> None:
     """``aiprep stats``: per topic seen/total, learning, due now, due this week and recall
     (of the cards past their learning steps); totals."""
+    from rich.table import Table
+
     table = Table(header_style="bold", show_edge=False)
     for name in ("topic", "seen", "learning", "due_now", "due_week", "recall"):
         table.add_column(
