@@ -56,14 +56,16 @@ def test_a_runs_temp_files_are_removed_even_when_it_is_stopped(tmp_path: Path) -
         "def add(a, b):\n"
         "    folder = tempfile.mkdtemp()\n"
         "    open(folder + '/big.bin', 'wb').write(b'0' * 1000)\n"
-        f"    open({str(where)!r}, 'w').write(folder)\n"
+        # Appended: the check's next call may still start before the kill lands, and a
+        # second 'w' would empty the file the first call wrote.
+        f"    open({str(where)!r}, 'a').write(folder + '\\n')\n"
         "    return a - b\n"
     )
     result = run_solution(
         RUNNER_BANK, "crash.wrong_answer", attempt=attempt, stop_at=frozenset({"2 + 2 == 4"})
     )
     assert result.status == "stopped"
-    folder = Path(where.read_text())
+    folder = Path(where.read_text().splitlines()[0])
     assert folder.name and not folder.exists()
     assert not folder.parent.exists()  # the run's TMPDIR itself
 
